@@ -18,7 +18,9 @@ OUT = PROTO_ROOT / "gen" / "python"
 
 
 def main() -> int:
-    protos = sorted(str(p.relative_to(PROTO_ROOT)) for p in (PROTO_ROOT / "taskmesh").rglob("*.proto"))
+    protos = sorted(
+        str(p.relative_to(PROTO_ROOT)) for p in (PROTO_ROOT / "taskmesh").rglob("*.proto")
+    )
     if not protos:
         sys.stderr.write("no .proto files under protos/taskmesh\n")
         return 1
