@@ -1,0 +1,13 @@
+"""taskmesh microservice chassis: what every process shares, and nothing of the domain.
+
+settings     environment (and `<NAME>_FILE`) configuration, placeholder-secret guard
+logging      structlog JSON lines for structlog and stdlib loggers alike
+context      request id, caller identity and trace context; gRPC metadata keys
+errors       DomainError and its generic kinds, each with its gRPC status
+grpc_server  server with health, reflection, interceptors and graceful shutdown
+grpc_client  channels with deadlines, idempotent retries and context forwarding
+mongo        the async MongoDB client, index creation, ping
+metrics      Prometheus RPC metrics and the /metrics endpoint
+service      a service's life from settings to shutdown (GrpcService)
+testing      pytest fixtures and the contract every service's tests run
+"""

@@ -1,0 +1,1 @@
+"""taskmesh analytics service: product and API figures."""

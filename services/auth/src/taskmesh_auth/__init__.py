@@ -1,0 +1,1 @@
+"""taskmesh auth service: identity: credentials, sessions, tokens, signing keys."""

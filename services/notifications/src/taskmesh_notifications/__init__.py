@@ -1,0 +1,1 @@
+"""taskmesh notifications service: in-app notifications, email delivery and due-date reminders."""

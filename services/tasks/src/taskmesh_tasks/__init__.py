@@ -1,0 +1,1 @@
+"""taskmesh tasks service: tasks and their attachments."""

@@ -1,0 +1,1 @@
+"""taskmesh users service: profiles and read copies of role and active flag."""

@@ -1,0 +1,93 @@
+"""Structured logs: one JSON object per line on stdout, from structlog and stdlib alike."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any, Literal, TextIO
+
+import structlog
+from structlog.types import EventDict, Processor
+
+# What structlog events and stdlib records (grpc, pymongo, uvicorn) both get.
+_SHARED_PROCESSORS: list[Processor] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
+]
+
+# Keys whose values never reach a log line, whatever a caller passes by mistake.
+_SECRET_KEY_PARTS = ("password", "secret", "token", "authorization", "cookie")
+_REDACTED = "[redacted]"
+
+
+def _redact_secrets(_: Any, __: str, event_dict: EventDict) -> EventDict:
+    for key in event_dict:
+        if any(part in key.lower() for part in _SECRET_KEY_PARTS):
+            event_dict[key] = _REDACTED
+    return event_dict
+
+
+def _add_service(service: str) -> Processor:
+    def add_service(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> EventDict:
+        event_dict.setdefault("service", service)
+        return event_dict
+
+    return add_service
+
+
+def configure_logging(
+    service: str,
+    level: str = "INFO",
+    fmt: Literal["json", "console"] = "json",
+    *,
+    stream: TextIO | None = None,
+) -> None:
+    """Send structlog and stdlib logging through one renderer to `stream` (stdout by default).
+
+    Calling it again replaces the previous configuration (tests capture logs that way).
+    """
+    renderer: list[Processor] = (
+        [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
+        if fmt == "json"
+        else [structlog.dev.ConsoleRenderer()]
+    )
+    # Everything that varies per call lives in the formatter, not in structlog's own chain,
+    # so loggers that structlog cached on first use follow a reconfiguration.
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=_SHARED_PROCESSORS,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            _add_service(service),
+            _redact_secrets,
+            *renderer,
+        ],
+    )
+    handler = logging.StreamHandler(stream or sys.stdout)
+    handler.setFormatter(formatter)
+
+    root = logging.getLogger()
+    for previous in root.handlers[:]:
+        root.removeHandler(previous)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    # Uvicorn installs handlers of its own; its records should take the common route instead.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        uvicorn_logger = logging.getLogger(name)
+        uvicorn_logger.handlers.clear()
+        uvicorn_logger.propagate = True
+
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *_SHARED_PROCESSORS,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
