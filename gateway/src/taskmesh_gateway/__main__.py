@@ -1,0 +1,5 @@
+"""`python -m taskmesh_gateway` starts the gateway."""
+
+from taskmesh_gateway.main import run
+
+run()

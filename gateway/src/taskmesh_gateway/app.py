@@ -1,0 +1,153 @@
+"""The gateway's composition root: `create_app` wires settings, middleware, errors and routes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
+
+from taskmesh_gateway.clients import BrokerConnection, ServiceClients, create_redis
+from taskmesh_gateway.health import router as health_router
+from taskmesh_gateway.middleware import (
+    DOCS_PREFIX,
+    RequestContextMiddleware,
+    SecurityHeadersMiddleware,
+)
+from taskmesh_gateway.problems import install_problem_handlers
+from taskmesh_gateway.routers import api_routers
+from taskmesh_gateway.settings import GatewaySettings
+
+OPENAPI_URL = "/api/v1/openapi.json"
+DESCRIPTION = """\
+Task management over HTTP: accounts and sessions, profiles, tasks with attachments,
+notifications and analytics. Authenticate with `Authorization: Bearer <access_token>`
+(the Authorize button uses the OAuth2 password flow at `/api/v1/auth/token`).
+
+Every response carries `X-Request-ID`; every error is an RFC 9457
+`application/problem+json` document with that `request_id`.
+"""
+
+CORS_ALLOWED_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "Idempotency-Key",
+    "If-Match",
+    "X-Request-ID",
+    "X-Requested-With",
+]
+CORS_EXPOSED_HEADERS = [
+    "X-Request-ID",
+    "ETag",
+    "Location",
+    "Retry-After",
+    "RateLimit",
+    "RateLimit-Policy",
+    "X-Cache",
+]
+
+
+def create_app(settings: GatewaySettings) -> FastAPI:
+    """Build the gateway application; its lifespan opens and closes the outbound connections."""
+    app = FastAPI(
+        title="taskmesh API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        openapi_url=OPENAPI_URL,
+        docs_url=None,
+        redoc_url=None,
+        lifespan=_lifespan,
+    )
+    app.state.settings = settings
+
+    install_problem_handlers(app)
+    app.include_router(health_router)
+    for router in api_routers:
+        app.include_router(router)
+    _add_docs(app)
+
+    # Added innermost first: a request meets the security headers, then its context, then CORS.
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=CORS_ALLOWED_HEADERS,
+            expose_headers=CORS_EXPOSED_HEADERS,
+            max_age=600,
+        )
+    app.add_middleware(RequestContextMiddleware, instance=settings.instance_name)
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.trusted_tls)
+    return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: GatewaySettings = app.state.settings
+    app.state.clients = ServiceClients.connect(settings)
+    app.state.redis = create_redis(settings)
+    app.state.broker = BrokerConnection(
+        settings.amqp_url.get_secret_value(),
+        connection_name=f"gateway {settings.instance_name}",
+        connect_timeout_s=settings.readiness_timeout_s,
+    )
+    app.state.broker.start()
+    try:
+        yield
+    finally:
+        await app.state.broker.close()
+        await app.state.redis.aclose()
+        await app.state.clients.close()
+
+
+def _add_docs(app: FastAPI) -> None:
+    """Serve Swagger UI from the gateway itself, so its page needs no CDN and no inline script."""
+    assets = f"{DOCS_PREFIX}/assets"
+    page = f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{app.title} - Swagger UI</title>
+<link rel="stylesheet" href="{assets}/swagger-ui.css">
+<link rel="stylesheet" href="{assets}/index.css">
+<link rel="icon" type="image/png" href="{assets}/favicon-32x32.png" sizes="32x32">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="{assets}/swagger-ui-bundle.js"></script>
+<script src="{DOCS_PREFIX}/swagger-initializer.js"></script>
+</body>
+</html>
+"""
+    config = {
+        "url": app.openapi_url,
+        "dom_id": "#swagger-ui",
+        "deepLinking": True,
+        "persistAuthorization": True,
+        "displayRequestDuration": True,
+        "validatorUrl": None,
+    }
+    initializer = f"""window.addEventListener("load", function () {{
+  var config = {json.dumps(config)};
+  config.presets = [SwaggerUIBundle.presets.apis, SwaggerUIBundle.SwaggerUIStandalonePreset];
+  config.layout = "BaseLayout";
+  window.ui = SwaggerUIBundle(config);
+}});
+"""
+
+    @app.get(DOCS_PREFIX, include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return HTMLResponse(page)
+
+    @app.get(f"{DOCS_PREFIX}/swagger-initializer.js", include_in_schema=False)
+    async def swagger_initializer() -> Response:
+        return Response(initializer, media_type="text/javascript")
+
+    app.mount(assets, StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui-assets")

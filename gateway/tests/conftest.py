@@ -1,0 +1,225 @@
+"""Fixtures for the gateway core: an app with stand-in service stubs and real local gRPC servers.
+
+`create_app` is used as `main.run` uses it; ASGITransport runs no lifespan, so the `app`
+fixture puts hand-written stubs on `app.state.clients`, and the readiness tests that need the
+real connections run the lifespan themselves (`lifespan_app`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import AsyncExitStack
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+from fastapi import APIRouter, FastAPI, Request, WebSocket
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from pydantic import BaseModel, ConfigDict
+from taskmesh.tasks.v1 import tasks_pb2
+from taskmesh_chassis.testing import find_free_port
+from taskmesh_gateway.app import create_app
+from taskmesh_gateway.clients import SERVICE_DESCRIPTORS, ServiceClients
+from taskmesh_gateway.settings import GatewaySettings
+
+ALLOWED_ORIGIN = "https://app.taskmesh.test"
+
+
+def rpc_error(code: grpc.StatusCode, details: str = "") -> grpc.aio.AioRpcError:
+    """The error a grpc.aio stub raises when the call ends with `code`."""
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details=details)
+
+
+class StubService:
+    """Stands in for any service stub: every RPC records its request and answers `reply`.
+
+    After `fail_with`, every RPC raises that gRPC status instead, as the real stub would.
+    """
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, Any]] = []
+        self.error: grpc.aio.AioRpcError | None = None
+
+    def fail_with(self, code: grpc.StatusCode, details: str = "") -> None:
+        """Make every later call fail with this status."""
+        self.error = rpc_error(code, details)
+
+    def __getattr__(self, method: str) -> Callable[..., Any]:
+        async def call(request: Any, **_: Any) -> Any:
+            self.requests.append((method, request))
+            if self.error is not None:
+                raise self.error
+            return tasks_pb2.Task(id=getattr(request, "task_id", ""))
+
+        return call
+
+
+def stub_clients() -> ServiceClients:
+    """ServiceClients whose stubs are `StubService`s and that hold no channel."""
+    return ServiceClients(
+        auth=StubService(),
+        users=StubService(),
+        tasks=StubService(),
+        notifications=StubService(),
+        analytics=StubService(),
+        channels={},
+    )
+
+
+class Note(BaseModel):
+    """The JSON body of the probe route."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str
+
+
+probe_router = APIRouter(prefix="/_probe")
+"""Routes that exercise the core (errors, bodies, service calls) without the API routers."""
+
+
+@probe_router.post("/notes")
+async def echo_note(note: Note) -> Note:
+    """Echo a JSON body."""
+    return note
+
+
+@probe_router.get("/notes")
+async def list_notes() -> list[Note]:
+    """A second method on the same path, from a second route."""
+    return []
+
+
+@probe_router.get("/tasks/{task_id}")
+async def read_task(task_id: str, request: Request) -> dict[str, str]:
+    """Call the tasks service as an API route would."""
+    task = await request.app.state.clients.tasks.GetTask(tasks_pb2.GetTaskRequest(task_id=task_id))
+    return {"id": task.id}
+
+
+@probe_router.websocket("/ws")
+async def greet(websocket: WebSocket) -> None:
+    """Accept a WebSocket and say hello."""
+    await websocket.accept()
+    await websocket.send_text("hello")
+    await websocket.close()
+
+
+@probe_router.get("/crash")
+async def crash() -> None:
+    """Fail the way a bug does, with internals in the message."""
+    raise RuntimeError("connection to db-7.internal:27017 refused for user gateway")
+
+
+@pytest.fixture
+def settings() -> GatewaySettings:
+    """Settings for a test app: fixed instance name, one CORS origin, short readiness timeout."""
+    return GatewaySettings(
+        environment="test",
+        instance_name="gateway-test",
+        cors_origins=[ALLOWED_ORIGIN],
+        readiness_timeout_s=1.0,
+    )
+
+
+@pytest.fixture
+def app(settings: GatewaySettings) -> FastAPI:
+    """The gateway app with the probe routes and stand-in stubs on `app.state.clients`."""
+    app = create_app(settings)
+    app.include_router(probe_router)
+    app.state.clients = stub_clients()
+    return app
+
+
+@pytest.fixture
+def tasks_service(app: FastAPI) -> StubService:
+    """The stand-in of the tasks service stub."""
+    stub: StubService = app.state.clients.tasks
+    return stub
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client calling the app in-process."""
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        yield client
+
+
+class RecordingHealth(health_pb2_grpc.HealthServicer):  # type: ignore[misc]
+    """The standard health service answering SERVING for `serving`; records call metadata."""
+
+    def __init__(self, serving: Iterable[str]) -> None:
+        self.serving = set(serving)
+        self.metadata: list[dict[str, str]] = []
+
+    async def Check(
+        self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext
+    ) -> health_pb2.HealthCheckResponse:
+        """Answer SERVING for a served name, else NOT_FOUND as grpc's HealthServicer does."""
+        self.metadata.append(dict(context.invocation_metadata() or ()))
+        if request.service not in self.serving:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "unknown service")
+        return health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING)
+
+
+class HealthServers:
+    """Starts real grpc.aio servers on 127.0.0.1 that serve only the standard health service."""
+
+    def __init__(self) -> None:
+        self._servers: list[grpc.aio.Server] = []
+
+    async def start(self, serving: Iterable[str]) -> tuple[str, RecordingHealth]:
+        """Serve health for the given service names; return the target and the servicer."""
+        health = RecordingHealth(serving)
+        server = grpc.aio.server()
+        health_pb2_grpc.add_HealthServicer_to_server(health, server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        self._servers.append(server)
+        return f"127.0.0.1:{port}", health
+
+    async def stop(self) -> None:
+        """Stop every server started."""
+        for server in self._servers:
+            await server.stop(None)
+
+
+@pytest.fixture
+async def health_servers() -> AsyncIterator[HealthServers]:
+    """Real health-only gRPC servers, stopped after the test."""
+    servers = HealthServers()
+    yield servers
+    await servers.stop()
+
+
+@pytest.fixture
+def all_services() -> list[str]:
+    """The full gRPC name of every service the gateway calls."""
+    return [service.full_name for service in SERVICE_DESCRIPTORS.values()]
+
+
+@pytest.fixture
+def unused_target() -> str:
+    """A gRPC target that nothing listens on."""
+    return f"127.0.0.1:{find_free_port()}"
+
+
+LifespanClient = Callable[[GatewaySettings], Awaitable[httpx.AsyncClient]]
+
+
+@pytest.fixture
+async def started_gateway() -> AsyncIterator[LifespanClient]:
+    """Start an app with its lifespan (real channels, Redis, RabbitMQ); yield a client factory."""
+    async with AsyncExitStack() as stack:
+
+        async def start(settings: GatewaySettings) -> httpx.AsyncClient:
+            app = create_app(settings)
+            await stack.enter_async_context(app.router.lifespan_context(app))
+            transport = httpx.ASGITransport(app=app)
+            return await stack.enter_async_context(
+                httpx.AsyncClient(transport=transport, base_url="http://gateway")
+            )
+
+        yield start

@@ -1,0 +1,184 @@
+"""The /api/v1/analytics routes (admins only)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from google.protobuf.timestamp_pb2 import Timestamp
+from taskmesh.analytics.v1 import analytics_pb2
+from taskmesh_gateway.app import create_app
+from taskmesh_gateway.dependencies import Caller, get_current_user
+from taskmesh_gateway.schemas.auth import Role
+from taskmesh_gateway.settings import GatewaySettings
+
+HOUR = datetime(2026, 11, 28, 9, tzinfo=UTC)
+
+
+class FakeAnalyticsService:
+    """Answers like the analytics service with fixed figures."""
+
+    def __init__(self) -> None:
+        self.requests: list[Any] = []
+
+    async def GetSummary(self, request: analytics_pb2.GetSummaryRequest) -> analytics_pb2.Summary:
+        self.requests.append(request)
+        return analytics_pb2.Summary(users_total=3, requests_24h=40, error_rate_24h=0.025)
+
+    async def GetEndpoints(
+        self, request: analytics_pb2.GetEndpointsRequest
+    ) -> analytics_pb2.GetEndpointsResponse:
+        self.requests.append(request)
+        stats = analytics_pb2.EndpointStats(
+            route="/api/v1/tasks/{id}", method="GET", count=12, p50_ms=3.5, p95_ms=9.0
+        )
+        return analytics_pb2.GetEndpointsResponse(endpoints=[stats])
+
+    async def GetTimeseries(
+        self, request: analytics_pb2.GetTimeseriesRequest
+    ) -> analytics_pb2.GetTimeseriesResponse:
+        self.requests.append(request)
+        t = Timestamp()
+        t.FromDatetime(HOUR)
+        return analytics_pb2.GetTimeseriesResponse(points=[analytics_pb2.Point(t=t, value=4)])
+
+
+class ServiceClientsStandIn:
+    def __init__(self, analytics: FakeAnalyticsService) -> None:
+        self.analytics = analytics
+
+
+@pytest.fixture
+def analytics_service() -> FakeAnalyticsService:
+    return FakeAnalyticsService()
+
+
+@pytest.fixture
+def app(analytics_service: FakeAnalyticsService) -> FastAPI:
+    app = create_app(GatewaySettings())
+    app.state.clients = ServiceClientsStandIn(analytics_service)
+    return app
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        yield client
+
+
+def sign_in(app: FastAPI, role: Role) -> None:
+    caller = Caller(user_id="u1", role=role, token_id="jti-1", token_expires_at=HOUR)
+    app.dependency_overrides[get_current_user] = lambda: caller
+
+
+@pytest.fixture
+def as_admin(app: FastAPI) -> None:
+    sign_in(app, Role.admin)
+
+
+async def test_summary_without_a_token_is_401(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/v1/analytics/summary")
+
+    assert response.status_code == 401
+
+
+async def test_summary_is_403_for_non_admins(
+    app: FastAPI, client: httpx.AsyncClient, analytics_service: FakeAnalyticsService
+) -> None:
+    sign_in(app, Role.user)
+
+    response = await client.get("/api/v1/analytics/summary")
+
+    assert response.status_code == 403
+    assert analytics_service.requests == []
+
+
+@pytest.mark.usefixtures("as_admin")
+async def test_summary_answers_every_figure(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/v1/analytics/summary")
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "users_total": 3,
+        "users_active_24h": 0,
+        "tasks_total": 0,
+        "tasks_created_24h": 0,
+        "tasks_completed_24h": 0,
+        "requests_24h": 40,
+        "error_rate_24h": 0.025,
+    }
+
+
+@pytest.mark.usefixtures("as_admin")
+async def test_endpoints_default_to_a_24h_window(
+    client: httpx.AsyncClient, analytics_service: FakeAnalyticsService
+) -> None:
+    response = await client.get("/api/v1/analytics/endpoints")
+
+    assert response.status_code == 200
+    assert response.json()["items"] == [
+        {
+            "route": "/api/v1/tasks/{id}",
+            "method": "GET",
+            "count": 12,
+            "error_rate": 0.0,
+            "p50_ms": 3.5,
+            "p95_ms": 9.0,
+        }
+    ]
+    assert analytics_service.requests == [
+        analytics_pb2.GetEndpointsRequest(window=analytics_pb2.WINDOW_24H)
+    ]
+
+
+@pytest.mark.usefixtures("as_admin")
+async def test_endpoints_with_an_unknown_window_is_422(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/v1/analytics/endpoints?window=2h")
+
+    assert response.status_code == 422
+
+
+@pytest.mark.usefixtures("as_admin")
+async def test_timeseries_passes_metric_interval_and_range(
+    client: httpx.AsyncClient, analytics_service: FakeAnalyticsService
+) -> None:
+    response = await client.get(
+        "/api/v1/analytics/timeseries",
+        params={
+            "metric": "tasks_created",
+            "interval": "day",
+            "from": "2026-11-01T00:00:00Z",
+            "to": "2026-11-28T00:00:00Z",
+        },
+    )
+
+    assert response.status_code == 200
+    assert response.json() == {"points": [{"t": "2026-11-28T09:00:00.000Z", "value": 4.0}]}
+    (request,) = analytics_service.requests
+    assert request.metric == analytics_pb2.METRIC_TASKS_CREATED
+    assert request.interval == analytics_pb2.INTERVAL_DAY
+    assert request.start_time.ToDatetime(tzinfo=UTC) == datetime(2026, 11, 1, tzinfo=UTC)
+    assert request.end_time.ToDatetime(tzinfo=UTC) == datetime(2026, 11, 28, tzinfo=UTC)
+
+
+@pytest.mark.usefixtures("as_admin")
+@pytest.mark.parametrize(
+    "query",
+    [
+        "interval=hour",
+        "metric=revenue",
+        "metric=requests&interval=minute",
+        "metric=requests&from=2026-11-28T00:00:00Z&to=2026-11-01T00:00:00Z",
+    ],
+)
+async def test_timeseries_rejects_bad_queries_with_422(
+    client: httpx.AsyncClient, query: str
+) -> None:
+    response = await client.get(f"/api/v1/analytics/timeseries?{query}")
+
+    assert response.status_code == 422
