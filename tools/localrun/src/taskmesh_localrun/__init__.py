@@ -1,0 +1,1 @@
+"""The local supervisor behind `make run`: the whole taskmesh suite as local processes."""

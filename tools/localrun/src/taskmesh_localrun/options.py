@@ -1,0 +1,82 @@
+"""The command line of `python -m taskmesh_localrun`."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+SERVICES = ("auth", "users", "tasks", "notifications", "analytics")
+ONLY_CHOICES = (*SERVICES, "gateway")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What the user asked the runner to do."""
+
+    only: str | None = None
+    data_dir: Path = Path(".data")
+    free_ports: bool = False
+    gateways: int = 2
+    ready_timeout_s: float = 60.0
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def parse_options(argv: Sequence[str] | None = None) -> RunOptions:
+    """Parse the command line into RunOptions (argparse exits on bad input)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m taskmesh_localrun",
+        description=(
+            "Run the taskmesh suite as local processes: embedded MongoDB (SecantusDB) unless "
+            "MONGODB_URL is set, a mail catcher unless SMTP_URL is set, the five services, "
+            "the gateways and Traefik at http://127.0.0.1:$PUBLIC_PORT (8000). "
+            "The environment is passed through to every process. Ctrl-C stops everything."
+        ),
+    )
+    parser.add_argument(
+        "--only",
+        choices=ONLY_CHOICES,
+        metavar="NAME",
+        help=f"run one of {', '.join(ONLY_CHOICES)} alone, with the infrastructure it needs",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(".data"),
+        help="where logs, mail, MongoDB data and generated config go (default: .data)",
+    )
+    parser.add_argument(
+        "--free-ports",
+        action="store_true",
+        help="use free ephemeral ports for everything (the public port too, unless PUBLIC_PORT "
+        "is set); for tests and parallel runs",
+    )
+    parser.add_argument(
+        "--gateways",
+        type=_positive_int,
+        default=2,
+        metavar="N",
+        help="how many gateway instances Traefik balances over (default: 2)",
+    )
+    parser.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for the suite to become ready (default: 60)",
+    )
+    args = parser.parse_args(argv)
+    return RunOptions(
+        only=args.only,
+        data_dir=args.data_dir,
+        free_ports=args.free_ports,
+        gateways=args.gateways,
+        ready_timeout_s=args.ready_timeout,
+    )

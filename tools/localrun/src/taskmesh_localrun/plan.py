@@ -1,0 +1,309 @@
+"""What to start, in which order, on which ports and with which environment."""
+
+from __future__ import annotations
+
+import sys
+import sysconfig
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import IntEnum
+from pathlib import Path
+
+from taskmesh_localrun.options import SERVICES, RunOptions
+from taskmesh_localrun.ports import (
+    DEFAULT_GATEWAY_BASE_PORT,
+    DEFAULT_GRPC_PORTS,
+    DEFAULT_METRICS_PORTS,
+    DEFAULT_MONGO_PORT,
+    DEFAULT_PUBLIC_PORT,
+    DEFAULT_SMTP_PORT,
+    DEFAULT_TRAEFIK_API_PORT,
+    LOCAL_HOST,
+    PortPicker,
+)
+
+MONGO_NOOP_HEARTBEAT_S = 10  # mongod's default; keeps quiet change streams resumable
+
+
+class PlanError(Exception):
+    """The configuration cannot be turned into a plan (e.g. a malformed PUBLIC_PORT)."""
+
+
+class Tier(IntEnum):
+    """Start order; stopping goes the other way."""
+
+    INFRASTRUCTURE = 0
+    SERVICES = 1
+    GATEWAYS = 2
+    EDGE = 3
+
+
+@dataclass(frozen=True)
+class HttpOk:
+    """Ready when GET url answers 200."""
+
+    url: str
+
+
+@dataclass(frozen=True)
+class GrpcServing:
+    """Ready when the standard gRPC health check at target answers SERVING."""
+
+    target: str
+
+
+@dataclass(frozen=True)
+class MongoPing:
+    """Ready when MongoDB at url answers ping."""
+
+    url: str
+
+
+@dataclass(frozen=True)
+class TcpListening:
+    """Ready when something accepts connections on the local port."""
+
+    port: int
+
+
+ReadyCheck = HttpOk | GrpcServing | MongoPing | TcpListening
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    """One child process: how to start it and what it listens on."""
+
+    name: str
+    tier: Tier
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+    ports: Mapping[str, int]
+    log_path: Path
+    ready_check: ReadyCheck | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything the runner will start, and how it knows the whole is ready."""
+
+    data_dir: Path
+    processes: tuple[ProcessSpec, ...]
+    ready_check: ReadyCheck
+    mongodb_url: str | None
+    embedded_mongo: bool
+    smtp_url: str | None
+    mail_dir: Path | None
+    public_port: int | None = None
+    traefik_api_port: int | None = None
+    traefik_dir: Path | None = None
+    gateway_urls: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def public_url(self) -> str | None:
+        """Where clients reach the suite (through Traefik), if Traefik runs."""
+        return None if self.public_port is None else f"http://{LOCAL_HOST}:{self.public_port}"
+
+    def process(self, name: str) -> ProcessSpec:
+        """The spec of the process called name."""
+        return next(spec for spec in self.processes if spec.name == name)
+
+    @property
+    def log_dir(self) -> Path:
+        """Where every process's log file goes."""
+        return self.data_dir / "logs"
+
+
+@dataclass(frozen=True)
+class Tools:
+    """The executables the plan starts."""
+
+    python: str
+    secantusd: str
+    traefik: str
+
+    @classmethod
+    def from_environment(cls) -> Tools:
+        """The tools of the virtualenv the runner itself runs in."""
+        scripts = Path(sysconfig.get_path("scripts"))
+        return cls(
+            python=sys.executable,
+            secantusd=str(scripts / "secantusd-py"),
+            traefik=str(scripts / "traefik"),
+        )
+
+
+def _public_port(environ: Mapping[str, str], picker: PortPicker) -> int:
+    raw = environ.get("PUBLIC_PORT", "").strip()
+    if not raw:
+        return picker.pick(DEFAULT_PUBLIC_PORT)
+    try:
+        port = int(raw)
+    except ValueError:
+        raise PlanError(f"PUBLIC_PORT must be a port number, not {raw!r}") from None
+    if not 1 <= port <= 65535:
+        raise PlanError(f"PUBLIC_PORT must be between 1 and 65535, not {port}")
+    return port
+
+
+def build_plan(options: RunOptions, environ: Mapping[str, str], tools: Tools | None = None) -> Plan:
+    """Decide every process, port and environment variable of this run."""
+    tools = tools or Tools.from_environment()
+    picker = PortPicker(free_ports=options.free_ports)
+    data_dir = options.data_dir.resolve()
+    log_dir = data_dir / "logs"
+    only = options.only
+    services = SERVICES if only is None else tuple(s for s in SERVICES if s == only)
+    run_gateways = only in (None, "gateway")
+    gateway_count = 1 if only == "gateway" else options.gateways
+
+    # Child environment: the runner's own, plus what the runner decides.
+    base_env = dict(environ)
+    base_env["PYTHONUNBUFFERED"] = "1"  # log lines reach the log files as they happen
+    infrastructure: list[ProcessSpec] = []
+
+    needs_mongo = bool(services)
+    embedded_mongo = needs_mongo and not environ.get("MONGODB_URL")
+    mongodb_url = (environ.get("MONGODB_URL") or None) if needs_mongo else None
+    if embedded_mongo:
+        mongo_port = picker.pick(DEFAULT_MONGO_PORT)
+        mongodb_url = f"mongodb://{LOCAL_HOST}:{mongo_port}/"
+        base_env["MONGODB_URL"] = mongodb_url
+        infrastructure.append(
+            ProcessSpec(
+                name="mongo",
+                tier=Tier.INFRASTRUCTURE,
+                argv=(
+                    tools.secantusd,
+                    "--host",
+                    LOCAL_HOST,
+                    "--port",
+                    str(mongo_port),
+                    "--storage-path",
+                    str(data_dir / "mongo"),
+                    "--noop-heartbeat-seconds",
+                    str(MONGO_NOOP_HEARTBEAT_S),
+                ),
+                env={},
+                ports={"mongodb": mongo_port},
+                log_path=log_dir / "mongo.log",
+                ready_check=MongoPing(mongodb_url),
+            )
+        )
+
+    needs_mail = only in (None, "notifications")
+    smtp_url = environ.get("SMTP_URL") or None
+    mail_dir: Path | None = None
+    if needs_mail and not smtp_url:
+        smtp_port = picker.pick(DEFAULT_SMTP_PORT)
+        smtp_url = f"smtp://{LOCAL_HOST}:{smtp_port}"
+        mail_dir = data_dir / "mail"
+        base_env["SMTP_URL"] = smtp_url
+        infrastructure.append(
+            ProcessSpec(
+                name="mailcatcher",
+                tier=Tier.INFRASTRUCTURE,
+                argv=(
+                    tools.python,
+                    "-m",
+                    "taskmesh_localrun.mailcatcher",
+                    "--host",
+                    LOCAL_HOST,
+                    "--port",
+                    str(smtp_port),
+                    "--mail-dir",
+                    str(mail_dir),
+                ),
+                env={},
+                ports={"smtp": smtp_port},
+                log_path=log_dir / "mailcatcher.log",
+                ready_check=TcpListening(smtp_port),
+            )
+        )
+
+    service_specs: list[ProcessSpec] = []
+    grpc_targets: dict[str, str] = {}
+    for service in services:
+        grpc_port = picker.pick(DEFAULT_GRPC_PORTS[service])
+        metrics_port = picker.pick(DEFAULT_METRICS_PORTS[service])
+        grpc_targets[f"{service.upper()}_GRPC_TARGET"] = f"{LOCAL_HOST}:{grpc_port}"
+        service_specs.append(
+            ProcessSpec(
+                name=service,
+                tier=Tier.SERVICES,
+                argv=(tools.python, "-m", f"taskmesh_{service}"),
+                env={"GRPC_PORT": str(grpc_port), "METRICS_PORT": str(metrics_port)},
+                ports={"grpc": grpc_port, "metrics": metrics_port},
+                log_path=log_dir / f"{service}.log",
+            )
+        )
+
+    gateway_specs: list[ProcessSpec] = []
+    if run_gateways:
+        for index in range(1, gateway_count + 1):
+            name = f"gateway-{index}"
+            port = picker.pick(DEFAULT_GATEWAY_BASE_PORT + index)
+            gateway_specs.append(
+                ProcessSpec(
+                    name=name,
+                    tier=Tier.GATEWAYS,
+                    argv=(tools.python, "-m", "taskmesh_gateway"),
+                    env={"GATEWAY_PORT": str(port), "INSTANCE_NAME": name, **grpc_targets},
+                    ports={"http": port},
+                    log_path=log_dir / f"{name}.log",
+                    # Traefik's first health check then finds every gateway up already.
+                    ready_check=HttpOk(f"http://{LOCAL_HOST}:{port}/healthz"),
+                )
+            )
+    gateway_urls = tuple(f"http://{LOCAL_HOST}:{spec.ports['http']}" for spec in gateway_specs)
+
+    edge: list[ProcessSpec] = []
+    public_port: int | None = None
+    traefik_api_port: int | None = None
+    traefik_dir: Path | None = None
+    ready_check: ReadyCheck
+    if only is None:
+        public_port = _public_port(environ, picker)
+        traefik_api_port = picker.pick(DEFAULT_TRAEFIK_API_PORT)
+        traefik_dir = data_dir / "traefik"
+        edge.append(
+            ProcessSpec(
+                name="traefik",
+                tier=Tier.EDGE,
+                argv=(tools.traefik, f"--configFile={traefik_dir / 'traefik.yaml'}"),
+                env={},
+                ports={"public": public_port, "api": traefik_api_port},
+                log_path=log_dir / "traefik.log",
+                ready_check=HttpOk(f"http://{LOCAL_HOST}:{traefik_api_port}/ping"),
+            )
+        )
+        ready_check = HttpOk(f"http://{LOCAL_HOST}:{public_port}/readyz")
+    elif only == "gateway":
+        ready_check = HttpOk(f"{gateway_urls[0]}/healthz")
+    else:
+        ready_check = GrpcServing(grpc_targets[f"{only.upper()}_GRPC_TARGET"])
+
+    processes = tuple(
+        ProcessSpec(
+            name=spec.name,
+            tier=spec.tier,
+            argv=spec.argv,
+            env={**base_env, **spec.env},
+            ports=spec.ports,
+            log_path=spec.log_path,
+            ready_check=spec.ready_check,
+        )
+        for spec in (*infrastructure, *service_specs, *gateway_specs, *edge)
+    )
+    return Plan(
+        data_dir=data_dir,
+        processes=processes,
+        ready_check=ready_check,
+        mongodb_url=mongodb_url,
+        embedded_mongo=embedded_mongo,
+        smtp_url=smtp_url,
+        mail_dir=mail_dir,
+        public_port=public_port,
+        traefik_api_port=traefik_api_port,
+        traefik_dir=traefik_dir,
+        gateway_urls=gateway_urls,
+    )
