@@ -1,0 +1,31 @@
+"""The connection to RabbitMQ: robust (it reconnects by itself) and named after its process."""
+
+from __future__ import annotations
+
+from typing import Final
+
+import aio_pika
+from aio_pika.abc import AbstractRobustConnection
+from aiormq.exceptions import AMQPError, ChannelInvalidStateError
+
+# What a publish, an ack or a declaration raises when the broker or the connection fails.
+BROKER_ERRORS: Final = (AMQPError, ChannelInvalidStateError, ConnectionError, OSError, TimeoutError)
+
+
+async def connect_broker(
+    url: str,
+    *,
+    connection_name: str,
+    reconnect_interval_s: float = 1.0,
+    timeout_s: float = 10.0,
+) -> AbstractRobustConnection:
+    """Connect to RabbitMQ; the connection re-establishes itself and its channels when lost.
+
+    `connection_name` shows in `rabbitmqctl list_connections` and the management UI.
+    """
+    return await aio_pika.connect_robust(
+        url,
+        client_properties={"connection_name": connection_name},
+        reconnect_interval=reconnect_interval_s,
+        timeout=timeout_s,
+    )
