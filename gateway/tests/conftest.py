@@ -18,9 +18,13 @@ from fastapi import APIRouter, FastAPI, Request, WebSocket
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pydantic import BaseModel, ConfigDict
 from taskmesh.tasks.v1 import tasks_pb2
+from taskmesh_chassis.identity import Caller
 from taskmesh_chassis.testing import find_free_port
+from taskmesh_gateway.admission import Admission
 from taskmesh_gateway.app import create_app
 from taskmesh_gateway.clients import SERVICE_DESCRIPTORS, ServiceClients
+from taskmesh_gateway.login_guard import LoginAttempt, LoginLocked
+from taskmesh_gateway.rate_limits import Quota, RateLimitPolicy
 from taskmesh_gateway.settings import GatewaySettings
 
 ALLOWED_ORIGIN = "https://app.taskmesh.test"
@@ -112,6 +116,79 @@ async def crash() -> None:
     raise RuntimeError("connection to db-7.internal:27017 refused for user gateway")
 
 
+class OpenGate:
+    """Stands in for the Gatekeeper: admits every request, as `caller` (None: anonymous).
+
+    Records the Authorization value and client address of each request it admitted.
+    """
+
+    policy = RateLimitPolicy("ip", 20)
+
+    def __init__(self) -> None:
+        self.caller: Caller | None = None
+        self.admitted: list[tuple[str | None, str]] = []
+
+    async def admit(self, authorization: str | None, client_ip: str) -> Admission:
+        self.admitted.append((authorization, client_ip))
+        return Admission(self.caller, None, Quota(self.policy, True, 19, 60))
+
+
+class InMemoryLoginGuard:
+    """Stands in for the LoginGuard: counts attempts per email, locks out at `max_failures`."""
+
+    def __init__(self, max_failures: int = 5) -> None:
+        self.max_failures = max_failures
+        self.attempts: dict[str, list[LoginAttempt]] = {}
+
+    async def begin(self, email: str) -> LoginAttempt:
+        counted = self.attempts.setdefault(email.strip().lower(), [])
+        if len(counted) >= self.max_failures:
+            raise LoginLocked(900)
+        attempt = LoginAttempt(email.strip().lower(), str(len(counted)))
+        counted.append(attempt)
+        return attempt
+
+    async def discount(self, attempt: LoginAttempt) -> None:
+        self.attempts[attempt.key].remove(attempt)
+
+    def failures(self) -> int:
+        return sum(len(counted) for counted in self.attempts.values())
+
+
+class InMemoryMeCache:
+    """Stands in for the MeCache."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, dict[str, bytes]] = {}
+
+    async def get(self, caller: Caller) -> bytes | None:
+        return self.entries.get(caller.user_id, {}).get(caller.token_id)
+
+    async def put(self, caller: Caller, body: bytes) -> None:
+        self.entries.setdefault(caller.user_id, {})[caller.token_id] = body
+
+    async def drop(self, user_id: str) -> None:
+        self.entries.pop(user_id, None)
+
+
+@pytest.fixture
+def open_gate() -> OpenGate:
+    """Admission that lets everything in (set `.caller` to sign a request in)."""
+    return OpenGate()
+
+
+@pytest.fixture
+def login_guard() -> InMemoryLoginGuard:
+    """An in-memory login brute-force guard."""
+    return InMemoryLoginGuard()
+
+
+@pytest.fixture
+def me_cache() -> InMemoryMeCache:
+    """An in-memory /auth/me cache."""
+    return InMemoryMeCache()
+
+
 @pytest.fixture
 def settings() -> GatewaySettings:
     """Settings for a test app: fixed instance name, one CORS origin, short readiness timeout."""
@@ -124,11 +201,12 @@ def settings() -> GatewaySettings:
 
 
 @pytest.fixture
-def app(settings: GatewaySettings) -> FastAPI:
-    """The gateway app with the probe routes and stand-in stubs on `app.state.clients`."""
+def app(settings: GatewaySettings, open_gate: OpenGate) -> FastAPI:
+    """The gateway app with the probe routes, stand-in stubs and an admission letting all in."""
     app = create_app(settings)
     app.include_router(probe_router)
     app.state.clients = stub_clients()
+    app.state.gatekeeper = open_gate
     return app
 
 

@@ -11,8 +11,9 @@ import pytest
 from fastapi import FastAPI
 from google.protobuf.timestamp_pb2 import Timestamp
 from taskmesh.analytics.v1 import analytics_pb2
+from taskmesh_chassis.identity import Caller
 from taskmesh_gateway.app import create_app
-from taskmesh_gateway.dependencies import Caller, get_current_user
+from taskmesh_gateway.dependencies import get_current_user
 from taskmesh_gateway.schemas.auth import Role
 from taskmesh_gateway.settings import GatewaySettings
 
@@ -58,9 +59,10 @@ def analytics_service() -> FakeAnalyticsService:
 
 
 @pytest.fixture
-def app(analytics_service: FakeAnalyticsService) -> FastAPI:
+def app(analytics_service: FakeAnalyticsService, open_gate: Any) -> FastAPI:
     app = create_app(GatewaySettings())
     app.state.clients = ServiceClientsStandIn(analytics_service)
+    app.state.gatekeeper = open_gate
     return app
 
 
@@ -72,7 +74,9 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def sign_in(app: FastAPI, role: Role) -> None:
-    caller = Caller(user_id="u1", role=role, token_id="jti-1", token_expires_at=HOUR)
+    caller = Caller(
+        "u1", role, "jti-1", "sid-1", HOUR.timestamp() - 900, HOUR.timestamp(), "token-1"
+    )
     app.dependency_overrides[get_current_user] = lambda: caller
 
 

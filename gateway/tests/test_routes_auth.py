@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -14,8 +15,9 @@ from google.protobuf.empty_pb2 import Empty
 from google.protobuf.timestamp_pb2 import Timestamp
 from taskmesh.auth.v1 import auth_pb2
 from taskmesh.common.v1 import common_pb2
+from taskmesh_chassis.identity import Caller
 from taskmesh_gateway.app import create_app
-from taskmesh_gateway.dependencies import Caller, get_current_user
+from taskmesh_gateway.dependencies import get_current_user
 from taskmesh_gateway.schemas.auth import Role
 from taskmesh_gateway.settings import GatewaySettings
 
@@ -107,9 +109,12 @@ def auth_service() -> FakeAuthService:
 
 
 @pytest.fixture
-def app(auth_service: FakeAuthService) -> FastAPI:
+def app(auth_service: FakeAuthService, open_gate: Any, login_guard: Any, me_cache: Any) -> FastAPI:
     app = create_app(GatewaySettings())
     app.state.clients = ServiceClientsStandIn(auth_service)
+    app.state.gatekeeper = open_gate
+    app.state.login_guard = login_guard
+    app.state.me_cache = me_cache
     return app
 
 
@@ -122,7 +127,15 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 def signed_in(app: FastAPI) -> Caller:
-    caller = Caller(user_id=USER_ID, role=Role.user, token_id="jti-1", token_expires_at=EXPIRES)
+    caller = Caller(
+        USER_ID,
+        Role.user,
+        "jti-1",
+        "sid-1",
+        EXPIRES.timestamp() - 900,
+        EXPIRES.timestamp(),
+        "token-1",
+    )
     app.dependency_overrides[get_current_user] = lambda: caller
     return caller
 
@@ -285,21 +298,132 @@ async def test_me_without_a_token_is_401(client: httpx.AsyncClient) -> None:
     assert response.json()["status"] == 401
 
 
-async def test_me_with_a_token_is_501_until_verification_exists(
-    client: httpx.AsyncClient, auth_service: FakeAuthService
-) -> None:
-    response = await client.get("/api/v1/auth/me", headers={"Authorization": "Bearer a.b.c"})
-
-    assert response.status_code == 501
-    assert auth_service.requests == []
-
-
 @pytest.mark.usefixtures("signed_in")
 async def test_me_answers_the_user(client: httpx.AsyncClient) -> None:
     response = await client.get("/api/v1/auth/me")
 
     assert response.status_code == 200
     assert response.json()["email"] == "ada@example.com"
+
+
+@pytest.mark.usefixtures("signed_in")
+async def test_me_is_a_miss_then_a_hit_with_the_same_body(
+    client: httpx.AsyncClient, auth_service: FakeAuthService
+) -> None:
+    first = await client.get("/api/v1/auth/me")
+    second = await client.get("/api/v1/auth/me")
+
+    assert (first.headers["x-cache"], second.headers["x-cache"]) == ("MISS", "HIT")
+    assert second.json() == first.json()
+    assert second.headers["content-type"] == "application/json"
+    assert len(auth_service.requests) == 1
+
+
+@pytest.mark.usefixtures("signed_in")
+async def test_logout_drops_the_me_cache(client: httpx.AsyncClient, me_cache: Any) -> None:
+    await client.get("/api/v1/auth/me")
+
+    response = await client.post("/api/v1/auth/logout")
+
+    assert response.status_code == 204
+    assert me_cache.entries == {}
+
+
+@pytest.mark.usefixtures("signed_in")
+async def test_change_password_drops_the_me_cache(client: httpx.AsyncClient, me_cache: Any) -> None:
+    await client.get("/api/v1/auth/me")
+
+    await client.post(
+        "/api/v1/auth/change-password",
+        json={"current_password": "correct horse", "new_password": "battery staple"},
+    )
+
+    assert me_cache.entries == {}
+
+
+LOGIN = {"email": "Ada@Example.com", "password": "wrong password"}
+
+
+async def fail_logins(client: httpx.AsyncClient, count: int) -> None:
+    for _ in range(count):
+        response = await client.post("/api/v1/auth/login", json=LOGIN)
+        assert response.status_code == 401
+
+
+async def test_failed_logins_lock_the_email_out_whatever_the_password(
+    client: httpx.AsyncClient, auth_service: FakeAuthService
+) -> None:
+    auth_service.error = rpc_error(grpc.StatusCode.UNAUTHENTICATED, "wrong email or password")
+    await fail_logins(client, 5)
+    auth_service.error = None
+    calls = len(auth_service.requests)
+
+    response = await client.post(
+        "/api/v1/auth/login", json={"email": "ada@example.com", "password": "correct horse"}
+    )
+
+    assert response.status_code == 429
+    assert response.headers["retry-after"] == "900"
+    assert response.headers["content-type"] == "application/problem+json"
+    assert len(auth_service.requests) == calls
+
+
+async def test_locked_out_email_is_refused_by_the_token_form_too(
+    client: httpx.AsyncClient, auth_service: FakeAuthService
+) -> None:
+    auth_service.error = rpc_error(grpc.StatusCode.UNAUTHENTICATED, "wrong email or password")
+    await fail_logins(client, 5)
+
+    response = await client.post(
+        "/api/v1/auth/token", data={"username": "ada@example.com", "password": "x"}
+    )
+
+    assert response.status_code == 429
+
+
+async def test_four_failures_do_not_lock_the_email_out(
+    client: httpx.AsyncClient, auth_service: FakeAuthService
+) -> None:
+    auth_service.error = rpc_error(grpc.StatusCode.UNAUTHENTICATED, "wrong email or password")
+    await fail_logins(client, 4)
+    auth_service.error = None
+
+    response = await client.post("/api/v1/auth/login", json=LOGIN)
+
+    assert response.status_code == 200
+
+
+async def test_a_deactivated_account_is_not_counted_as_a_failed_login(
+    client: httpx.AsyncClient, auth_service: FakeAuthService, login_guard: Any
+) -> None:
+    auth_service.error = rpc_error(grpc.StatusCode.PERMISSION_DENIED, "account deactivated")
+
+    response = await client.post("/api/v1/auth/login", json=LOGIN)
+
+    assert response.status_code == 403
+    assert login_guard.failures() == 0
+
+
+async def test_a_successful_login_is_not_counted_as_a_failure(
+    client: httpx.AsyncClient, login_guard: Any
+) -> None:
+    for _ in range(6):
+        response = await client.post("/api/v1/auth/login", json=LOGIN)
+        assert response.status_code == 200
+
+    assert login_guard.failures() == 0
+
+
+async def test_a_locked_out_email_can_still_refresh(
+    client: httpx.AsyncClient, auth_service: FakeAuthService
+) -> None:
+    auth_service.error = rpc_error(grpc.StatusCode.UNAUTHENTICATED, "wrong email or password")
+    await fail_logins(client, 5)
+    auth_service.error = None
+
+    response = await client.post("/api/v1/auth/refresh", json={"refresh_token": "refresh-1"})
+
+    assert response.status_code == 200
 
 
 @pytest.mark.usefixtures("signed_in")
@@ -366,6 +490,83 @@ async def test_reset_password_is_204(
     assert auth_service.requests == [
         auth_pb2.ResetPasswordRequest(token="t0k3n", new_password="battery staple")
     ]
+
+
+async def test_reset_password_with_a_bad_token_is_400(
+    client: httpx.AsyncClient, auth_service: FakeAuthService
+) -> None:
+    auth_service.error = rpc_error(grpc.StatusCode.INVALID_ARGUMENT, "reset token expired")
+
+    response = await client.post(
+        "/api/v1/auth/reset-password", json={"token": "used", "new_password": "battery staple"}
+    )
+
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "errors" not in response.json()
+
+
+async def test_reset_password_refused_by_the_password_rules_stays_422(
+    client: httpx.AsyncClient, auth_service: FakeAuthService
+) -> None:
+    field_errors = json.dumps([{"loc": ["new_password"], "msg": "must not equal the email"}])
+    auth_service.error = grpc.aio.AioRpcError(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.aio.Metadata(),
+        grpc.aio.Metadata(("x-field-errors", field_errors)),
+        details="invalid password",
+    )
+
+    response = await client.post(
+        "/api/v1/auth/reset-password", json={"token": "t0k3n", "new_password": "ada@example.com"}
+    )
+
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {"loc": ["new_password"], "msg": "must not equal the email"}
+    ]
+
+
+async def test_refresh_cookie_is_secure_when_tls_is_trusted(
+    auth_service: FakeAuthService, open_gate: Any, login_guard: Any
+) -> None:
+    app = create_app(GatewaySettings(trusted_tls=True))
+    app.state.clients = ServiceClientsStandIn(auth_service)
+    app.state.gatekeeper = open_gate
+    app.state.login_guard = login_guard
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        response = await client.post(
+            "/api/v1/auth/login?refresh_cookie=true",
+            json={"email": "ada@example.com", "password": "correct horse"},
+        )
+
+    assert "refresh_token" not in response.json()
+    cookie = response.headers["set-cookie"]
+    assert "Secure" in cookie
+    assert "HttpOnly" in cookie
+    assert "SameSite=strict" in cookie
+
+
+async def test_refresh_cookie_is_not_secure_over_plain_http(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/api/v1/auth/login?refresh_cookie=true",
+        json={"email": "ada@example.com", "password": "correct horse"},
+    )
+
+    assert "Secure" not in response.headers["set-cookie"]
+
+
+@pytest.mark.usefixtures("signed_in")
+async def test_logout_with_the_cookie_but_no_csrf_header_is_403(
+    client: httpx.AsyncClient, auth_service: FakeAuthService
+) -> None:
+    response = await client.post(
+        "/api/v1/auth/logout", headers={"Cookie": "refresh_token=refresh-1"}
+    )
+
+    assert response.status_code == 403
+    assert auth_service.requests == []
 
 
 async def test_jwks_lists_the_keys_without_unused_members(client: httpx.AsyncClient) -> None:

@@ -12,8 +12,9 @@ from fastapi import FastAPI
 from google.protobuf.empty_pb2 import Empty
 from google.protobuf.timestamp_pb2 import Timestamp
 from taskmesh.notifications.v1 import notifications_pb2
+from taskmesh_chassis.identity import Caller
 from taskmesh_gateway.app import create_app
-from taskmesh_gateway.dependencies import Caller, get_current_user
+from taskmesh_gateway.dependencies import get_current_user
 from taskmesh_gateway.schemas.auth import Role
 from taskmesh_gateway.settings import GatewaySettings
 
@@ -65,9 +66,10 @@ def notifications_service() -> FakeNotificationsService:
 
 
 @pytest.fixture
-def app(notifications_service: FakeNotificationsService) -> FastAPI:
+def app(notifications_service: FakeNotificationsService, open_gate: Any) -> FastAPI:
     app = create_app(GatewaySettings())
     app.state.clients = ServiceClientsStandIn(notifications_service)
+    app.state.gatekeeper = open_gate
     return app
 
 
@@ -80,7 +82,9 @@ async def anonymous(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    caller = Caller(user_id="u1", role=Role.user, token_id="jti-1", token_expires_at=CREATED)
+    caller = Caller(
+        "u1", Role.user, "jti-1", "sid-1", CREATED.timestamp() - 900, CREATED.timestamp(), "token-1"
+    )
     app.dependency_overrides[get_current_user] = lambda: caller
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:

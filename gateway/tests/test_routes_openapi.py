@@ -90,3 +90,17 @@ def test_task_timestamps_are_documented_as_date_time(document: dict[str, Any]) -
     task = document["components"]["schemas"]["Task"]["properties"]
 
     assert task["created_at"]["format"] == "date-time"
+
+
+def test_every_api_route_documents_the_rate_limit_and_admission_problems(
+    document: dict[str, Any],
+) -> None:
+    for path, method, operation in api_operations(document):
+        assert {"429", "503"} <= set(operation["responses"]), (method, path)
+
+
+def test_me_documents_the_cache_header(document: dict[str, Any]) -> None:
+    answer = document["paths"]["/api/v1/auth/me"]["get"]["responses"]["200"]
+
+    assert "X-Cache" in answer["headers"]
+    assert answer["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/User"}

@@ -14,8 +14,9 @@ from google.protobuf.empty_pb2 import Empty
 from google.protobuf.timestamp_pb2 import Timestamp
 from taskmesh.common.v1 import common_pb2
 from taskmesh.users.v1 import users_pb2
+from taskmesh_chassis.identity import Caller
 from taskmesh_gateway.app import create_app
-from taskmesh_gateway.dependencies import Caller, get_current_user
+from taskmesh_gateway.dependencies import get_current_user
 from taskmesh_gateway.schemas.auth import Role
 from taskmesh_gateway.settings import GatewaySettings
 
@@ -101,9 +102,10 @@ def users_service() -> FakeUsersService:
 
 
 @pytest.fixture
-def app(users_service: FakeUsersService) -> FastAPI:
+def app(users_service: FakeUsersService, open_gate: Any) -> FastAPI:
     app = create_app(GatewaySettings())
     app.state.clients = ServiceClientsStandIn(users_service)
+    app.state.gatekeeper = open_gate
     return app
 
 
@@ -115,7 +117,9 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def sign_in(app: FastAPI, role: Role) -> None:
-    caller = Caller(user_id=USER_ID, role=role, token_id="jti-1", token_expires_at=CREATED)
+    caller = Caller(
+        USER_ID, role, "jti-1", "sid-1", CREATED.timestamp() - 900, CREATED.timestamp(), "token-1"
+    )
     app.dependency_overrides[get_current_user] = lambda: caller
 
 

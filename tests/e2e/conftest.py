@@ -35,13 +35,22 @@ def start_suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartSuite
         run.close()
 
 
+SHARED_SUITE_RATE_LIMITS = {
+    "RATE_LIMIT_USER_PER_MIN": "100000",
+    "RATE_LIMIT_ANON_PER_MIN": "100000",
+}
+"""Every test calls the shared suite from 127.0.0.1, one anonymous rate-limit partition, so
+its limits are lifted; the limits themselves are tested on a suite of their own
+(test_auth_security.py), with the contract's defaults."""
+
+
 @pytest.fixture(scope="session")
 def suite(start_suite: StartSuite) -> Iterator[LocalRun]:
     """The whole suite, ready through Traefik, shared by the tests that only read from it.
 
     Tearing it down is itself checked: Ctrl-C exits 0 and leaves no process behind.
     """
-    run = start_suite()
+    run = start_suite(**SHARED_SUITE_RATE_LIMITS)
     run.wait_until_readyz()
     yield run
     returncode = run.interrupt()

@@ -58,10 +58,17 @@ def test_client_request_id_is_echoed_and_logged_by_gateway_and_service(suite: Lo
 
 
 def test_unimplemented_rpc_answers_501_problem(suite: LocalRun) -> None:
-    # AuthService.Register answers UNIMPLEMENTED until the auth service implements it.
+    # NotificationsService.ListNotifications answers UNIMPLEMENTED until that service is built.
+    registered = register(suite, f"e2e-501-setup-{uuid.uuid4().hex}")
+    assert registered.status_code == 201, registered.text
+    access_token = registered.json()["access_token"]
     request_id = f"e2e-501-{uuid.uuid4().hex}"
 
-    response = register(suite, request_id)
+    response = httpx.get(
+        f"{suite.url}/api/v1/notifications",
+        headers={"X-Request-ID": request_id, "Authorization": f"Bearer {access_token}"},
+        timeout=10,
+    )
 
     assert response.status_code == 501
     assert response.headers["Content-Type"].startswith(PROBLEM_JSON)

@@ -12,9 +12,14 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
+from taskmesh_chassis.identity import GrpcJwksProvider, TokenVerifier
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from taskmesh_gateway.admission import AdmissionMiddleware, Gatekeeper
 from taskmesh_gateway.clients import BrokerConnection, ServiceClients, create_redis
 from taskmesh_gateway.health import router as health_router
+from taskmesh_gateway.login_guard import LoginGuard
+from taskmesh_gateway.me_cache import MeCache
 from taskmesh_gateway.middleware import (
     DOCS_PREFIX,
     RequestContextMiddleware,
@@ -22,6 +27,7 @@ from taskmesh_gateway.middleware import (
 )
 from taskmesh_gateway.problems import install_problem_handlers
 from taskmesh_gateway.routers import api_routers
+from taskmesh_gateway.schemas.problems import problem_responses
 from taskmesh_gateway.settings import GatewaySettings
 
 OPENAPI_URL = "/api/v1/openapi.json"
@@ -69,10 +75,13 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(health_router)
     for router in api_routers:
-        app.include_router(router)
+        # Every API route is admitted: rate limited, and unavailable while Redis is down.
+        app.include_router(router, responses=problem_responses(429, 503))
     _add_docs(app)
 
-    # Added innermost first: a request meets the security headers, then its context, then CORS.
+    # Added innermost first: a request meets the proxy headers, the security headers, its
+    # context, CORS, then admission (so preflights are never charged, and 429s carry CORS).
+    app.add_middleware(AdmissionMiddleware, exempt={OPENAPI_URL})
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -85,6 +94,10 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         )
     app.add_middleware(RequestContextMiddleware, instance=settings.instance_name)
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.trusted_tls)
+    # The client address (rate limits) comes from X-Forwarded-For only when the peer is a
+    # trusted proxy (FORWARDED_ALLOW_IPS); done here rather than by uvicorn's option so that
+    # the application behaves the same under any server.
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)
     return app
 
 
@@ -93,6 +106,24 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: GatewaySettings = app.state.settings
     app.state.clients = ServiceClients.connect(settings)
     app.state.redis = create_redis(settings)
+    verifier = TokenVerifier(
+        GrpcJwksProvider(app.state.clients.auth),
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        leeway_s=settings.jwt_leeway_s,
+    )
+    app.state.gatekeeper = Gatekeeper(
+        verifier,
+        app.state.redis,
+        user_limit_per_min=settings.rate_limit_user_per_min,
+        anonymous_limit_per_min=settings.rate_limit_anon_per_min,
+    )
+    app.state.login_guard = LoginGuard(
+        app.state.redis,
+        max_failures=settings.login_max_failures,
+        window_s=settings.login_failure_window_s,
+    )
+    app.state.me_cache = MeCache(app.state.redis)
     app.state.broker = BrokerConnection(
         settings.amqp_url.get_secret_value(),
         connection_name=f"gateway {settings.instance_name}",

@@ -13,7 +13,7 @@ import aio_pika
 import grpc
 import structlog
 from google.protobuf.descriptor import ServiceDescriptor
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from taskmesh.analytics.v1 import analytics_pb2, analytics_pb2_grpc
 from taskmesh.auth.v1 import auth_pb2, auth_pb2_grpc
 from taskmesh.notifications.v1 import notifications_pb2, notifications_pb2_grpc
@@ -87,13 +87,20 @@ class ServiceClients:
 
 
 def create_redis(settings: GatewaySettings) -> Redis:
-    """A Redis client (a connection pool, connecting on first use) with bounded timeouts."""
-    return Redis.from_url(
+    """A Redis client (a connection pool, connecting on first use) with bounded timeouts.
+
+    The pool blocks: a request that finds every connection busy waits (up to
+    `REDIS_TIMEOUT_S`) for one, where redis-py's default pool would fail it at once.
+    """
+    pool = BlockingConnectionPool.from_url(
         settings.redis_url.get_secret_value(),
+        max_connections=settings.redis_max_connections,
+        timeout=settings.redis_timeout_s,
         socket_connect_timeout=settings.redis_timeout_s,
         socket_timeout=settings.redis_timeout_s,
         health_check_interval=30,
     )
+    return Redis.from_pool(pool)
 
 
 class BrokerConnection:

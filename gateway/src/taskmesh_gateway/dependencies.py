@@ -1,30 +1,32 @@
-"""Dependencies of the API routes: settings, the service clients and the caller's identity.
+"""Dependencies of the API routes: settings, the service clients, caches and the caller.
 
 Route signatures read like sentences: `async def get_task(task_id: str, clients: Clients,
 caller: CurrentUser)`.
 
-Bearer-token verification is not built yet. Until it is, `CurrentUser` answers a request
-without a bearer token with 401 (`WWW-Authenticate: Bearer`) and a request with one with
-501: no authenticated route pretends to work. `AdminUser` is `CurrentUser` narrowed to
-admins (403 for anyone else).
+`CurrentUser` is the caller that admission (`taskmesh_gateway.admission`) verified and found
+unrevoked before routing: 401 (`WWW-Authenticate: Bearer`, with `error="invalid_token"` when a
+token was presented but refused) otherwise. `AdminUser` is `CurrentUser` narrowed to admins
+(403 for anyone else).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordBearer
+from taskmesh_chassis.identity import Caller
 
+from taskmesh_gateway.admission import Admission
 from taskmesh_gateway.clients import ServiceClients
-from taskmesh_gateway.schemas.auth import Role
+from taskmesh_gateway.login_guard import LoginGuard
+from taskmesh_gateway.me_cache import MeCache
 from taskmesh_gateway.settings import GatewaySettings
 
 TOKEN_URL = "/api/v1/auth/token"  # noqa: S105 - a URL, not a secret
 
 bearer_scheme = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
+"""Documents the bearer scheme in OpenAPI; the token itself is verified by admission."""
 
 
 def get_settings(request: Request) -> GatewaySettings:
@@ -45,28 +47,45 @@ def get_clients(request: Request) -> ServiceClients:
 Clients = Annotated[ServiceClients, Depends(get_clients)]
 
 
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """The authenticated user a request acts for, as its access token says."""
-
-    user_id: str
-    role: Role
-    token_id: str
-    token_expires_at: datetime
+def get_login_guard(request: Request) -> LoginGuard:
+    """The login brute-force guard built at start-up."""
+    guard: LoginGuard = request.app.state.login_guard
+    return guard
 
 
-async def get_current_user(token: Annotated[str | None, Depends(bearer_scheme)]) -> Caller:
-    """The caller behind the bearer token: 401 without one; 501 while verification is missing."""
-    if token is None:
-        raise HTTPException(
-            status_code=status.HTTP_401_UNAUTHORIZED,
-            detail="A bearer access token is required",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    raise HTTPException(
-        status_code=status.HTTP_501_NOT_IMPLEMENTED,
-        detail="bearer token verification is not implemented yet",
+Guard = Annotated[LoginGuard, Depends(get_login_guard)]
+
+
+def get_me_cache(request: Request) -> MeCache:
+    """The `/auth/me` cache built at start-up."""
+    cache: MeCache = request.app.state.me_cache
+    return cache
+
+
+MeCacheDep = Annotated[MeCache, Depends(get_me_cache)]
+
+
+def _unauthorized(detail: str, challenge: str) -> HTTPException:
+    return HTTPException(
+        status_code=status.HTTP_401_UNAUTHORIZED,
+        detail=detail,
+        headers={"WWW-Authenticate": challenge},
     )
+
+
+async def get_current_user(
+    request: Request, _token: Annotated[str | None, Depends(bearer_scheme)]
+) -> Caller:
+    """The verified, unrevoked caller behind the bearer token; 401 without one."""
+    admission: Admission | None = request.scope.get("state", {}).get("admission")
+    if admission is None:
+        raise RuntimeError(f"{request.url.path} needs a caller but is not behind admission")
+    if admission.caller is not None:
+        return admission.caller
+    if admission.rejection is None:
+        raise _unauthorized("A bearer access token is required.", "Bearer")
+    challenge = f'Bearer error="invalid_token", error_description="{admission.rejection}"'
+    raise _unauthorized(f"{admission.rejection[0].upper()}{admission.rejection[1:]}.", challenge)
 
 
 CurrentUser = Annotated[Caller, Depends(get_current_user)]
@@ -74,7 +93,7 @@ CurrentUser = Annotated[Caller, Depends(get_current_user)]
 
 async def get_admin_user(caller: CurrentUser) -> Caller:
     """The caller, who must be an admin (403 otherwise)."""
-    if caller.role is not Role.admin:
+    if not caller.is_admin:
         raise HTTPException(
             status_code=status.HTTP_403_FORBIDDEN, detail="This route is for admins only"
         )

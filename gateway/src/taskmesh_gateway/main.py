@@ -19,8 +19,8 @@ def run() -> None:
         port=settings.gateway_port,
         log_config=None,
         access_log=False,
-        proxy_headers=True,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
+        # The app applies FORWARDED_ALLOW_IPS itself (create_app).
+        proxy_headers=False,
         server_header=False,
         lifespan="on",
         timeout_graceful_shutdown=int(settings.shutdown_grace_s),

@@ -7,15 +7,19 @@ from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
-from taskmesh_chassis.settings import BaseServiceSettings
+from taskmesh_chassis.settings import IdentitySettings
 
 
 def _default_instance_name(data: dict[str, Any]) -> str:
     return f"{socket.gethostname()}:{data.get('gateway_port', 8001)}"
 
 
-class GatewaySettings(BaseServiceSettings):
-    """Everything the gateway process reads from its environment (see docs/processes.md)."""
+class GatewaySettings(IdentitySettings):
+    """Everything the gateway process reads from its environment (see docs/processes.md).
+
+    `AUTH_GRPC_TARGET`, `JWT_ISSUER`, `JWT_AUDIENCE` and `JWT_LEEWAY_S` come from the chassis'
+    IdentitySettings, which the services read too.
+    """
 
     gateway_host: str = "127.0.0.1"
     gateway_port: int = Field(default=8001, ge=1, le=65535)
@@ -25,10 +29,10 @@ class GatewaySettings(BaseServiceSettings):
     )
     forwarded_allow_ips: str = Field(
         default="127.0.0.1",
-        description="Proxies whose X-Forwarded-* headers are trusted (uvicorn's setting)",
+        description="Proxies whose X-Forwarded-For names the client (comma-separated IPs, "
+        "CIDRs, or *)",
     )
 
-    auth_grpc_target: str = "127.0.0.1:50051"
     users_grpc_target: str = "127.0.0.1:50052"
     tasks_grpc_target: str = "127.0.0.1:50053"
     notifications_grpc_target: str = "127.0.0.1:50054"
@@ -38,6 +42,7 @@ class GatewaySettings(BaseServiceSettings):
     # URLs are secrets because they may carry credentials.
     redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
     redis_timeout_s: float = Field(default=2.0, gt=0)
+    redis_max_connections: int = Field(default=64, ge=1)
     amqp_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
 
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, TypeVar
 
+import grpc
+import structlog
 from fastapi import (
     APIRouter,
     Body,
@@ -18,9 +20,12 @@ from fastapi import (
 )
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import OAuth2PasswordRequestForm
+from google.protobuf.timestamp_pb2 import Timestamp
 from taskmesh.auth.v1 import auth_pb2
+from taskmesh_chassis.errors import field_errors_from_metadata
 
-from taskmesh_gateway.dependencies import Clients, CurrentUser
+from taskmesh_gateway.dependencies import Clients, CurrentUser, Guard, MeCacheDep
+from taskmesh_gateway.login_guard import LoginLocked
 from taskmesh_gateway.schemas.auth import (
     ChangePasswordRequest,
     ForgotPasswordRequest,
@@ -38,7 +43,6 @@ from taskmesh_gateway.schemas.auth import (
     tokens_from_proto,
     user_from_proto,
 )
-from taskmesh_gateway.schemas.common import timestamp_to_proto
 from taskmesh_gateway.schemas.problems import problem_responses
 
 PREFIX = "/api/v1/auth"
@@ -48,6 +52,8 @@ CSRF_HEADER_VALUE = "taskmesh"
 JWKS_MAX_AGE_S = 300
 
 TokensT = TypeVar("TokensT", bound=Tokens)
+
+log = structlog.get_logger(__name__)
 
 router = APIRouter(prefix=PREFIX, tags=["auth"])
 jwks_router = APIRouter(tags=["auth"])
@@ -64,18 +70,44 @@ RequestedWith = Annotated[
 
 
 def _keep_refresh_token_in_cookie(tokens: TokensT, request: Request, response: Response) -> TokensT:
-    """Move the refresh token from the answer's body into an HttpOnly cookie."""
+    """Move the refresh token from the answer's body into an HttpOnly cookie.
+
+    `Secure` behind TLS: when TRUSTED_TLS says TLS terminates in front of the gateway, or the
+    trusted proxy says the request came over https.
+    """
     if tokens.refresh_token is not None:
+        settings = request.app.state.settings
         response.set_cookie(
             REFRESH_COOKIE,
             tokens.refresh_token,
             max_age=REFRESH_COOKIE_MAX_AGE_S,
             path=PREFIX,
-            secure=request.url.scheme == "https",
+            secure=settings.trusted_tls or request.url.scheme == "https",
             httponly=True,
             samesite="strict",
         )
     return tokens.model_copy(update={"refresh_token": None})
+
+
+async def _log_in(email: str, password: str, clients: Clients, guard: Guard) -> Tokens:
+    """Log in through the brute-force guard: 429 while the email is locked out."""
+    try:
+        attempt = await guard.begin(email)
+    except LoginLocked as locked:
+        log.info("login.locked_out", retry_after_s=locked.retry_after_s)
+        raise HTTPException(
+            status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+            detail="Too many failed logins for this email; retry after the Retry-After delay.",
+            headers={"Retry-After": str(locked.retry_after_s)},
+        ) from None
+    try:
+        reply = await clients.auth.Login(auth_pb2.LoginRequest(email=email, password=password))
+    except grpc.aio.AioRpcError as error:
+        if error.code() != grpc.StatusCode.UNAUTHENTICATED:
+            await guard.discount(attempt)
+        raise
+    await guard.discount(attempt)
+    return tokens_from_proto(reply)
 
 
 def _presented_refresh_token(
@@ -124,15 +156,13 @@ async def register(
 async def login(
     body: LoginRequest,
     clients: Clients,
+    guard: Guard,
     request: Request,
     response: Response,
     refresh_cookie: RefreshCookieFlag = False,
 ) -> Tokens:
-    """Sign in with email and password."""
-    reply = await clients.auth.Login(
-        auth_pb2.LoginRequest(email=body.email, password=body.password)
-    )
-    tokens = tokens_from_proto(reply)
+    """Sign in with email and password; 429 after too many failures for the email."""
+    tokens = await _log_in(body.email, body.password, clients, guard)
     if refresh_cookie:
         return _keep_refresh_token_in_cookie(tokens, request, response)
     return tokens
@@ -146,12 +176,10 @@ async def login(
 async def issue_token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     clients: Clients,
+    guard: Guard,
 ) -> Tokens:
     """Sign in with the OAuth2 password flow (form fields `username`, `password`)."""
-    reply = await clients.auth.Login(
-        auth_pb2.LoginRequest(email=form.username.strip(), password=form.password)
-    )
-    return tokens_from_proto(reply)
+    return await _log_in(form.username.strip(), form.password, clients, guard)
 
 
 @router.post(
@@ -196,6 +224,7 @@ async def refresh(
 async def logout(
     caller: CurrentUser,
     clients: Clients,
+    me_cache: MeCacheDep,
     response: Response,
     cookie: RefreshCookie = None,
     x_requested_with: RequestedWith = None,
@@ -203,21 +232,39 @@ async def logout(
 ) -> None:
     """End the session: the access token and the session's refresh token stop working."""
     refresh_token, from_cookie = _presented_refresh_token(body, cookie, x_requested_with)
+    expires_at = Timestamp()
+    expires_at.FromNanoseconds(int(caller.expires_at * 1_000_000_000))
     await clients.auth.Logout(
         auth_pb2.LogoutRequest(
             refresh_token=refresh_token or "",
             access_token_id=caller.token_id,
-            access_token_expires_at=timestamp_to_proto(caller.token_expires_at),
+            access_token_expires_at=expires_at,
         )
     )
+    await me_cache.drop(caller.user_id)
     if from_cookie:
         response.delete_cookie(REFRESH_COOKIE, path=PREFIX, httponly=True, samesite="strict")
 
 
-@router.get("/me", responses=problem_responses(401))
-async def read_me(caller: CurrentUser, clients: Clients) -> User:
-    """Return the signed-in user."""
-    return user_from_proto(await clients.auth.GetMe(auth_pb2.GetMeRequest()))
+@router.get(
+    "/me",
+    response_model=User,
+    responses={
+        status.HTTP_200_OK: {
+            "headers": {"X-Cache": {"description": "HIT or MISS", "schema": {"type": "string"}}}
+        },
+        **problem_responses(401),
+    },
+)
+async def read_me(caller: CurrentUser, clients: Clients, me_cache: MeCacheDep) -> Response:
+    """Return the signed-in user (cached per access token for 15 minutes)."""
+    cached = await me_cache.get(caller)
+    if cached is not None:
+        return Response(cached, media_type="application/json", headers={"X-Cache": "HIT"})
+    user = user_from_proto(await clients.auth.GetMe(auth_pb2.GetMeRequest()))
+    body = user.model_dump_json().encode()
+    await me_cache.put(caller, body)
+    return Response(body, media_type="application/json", headers={"X-Cache": "MISS"})
 
 
 @router.post(
@@ -226,7 +273,7 @@ async def read_me(caller: CurrentUser, clients: Clients) -> User:
     responses=problem_responses(401, 422),
 )
 async def change_password(
-    body: ChangePasswordRequest, caller: CurrentUser, clients: Clients
+    body: ChangePasswordRequest, caller: CurrentUser, clients: Clients, me_cache: MeCacheDep
 ) -> None:
     """Change the password; every other session of the user is revoked."""
     await clients.auth.ChangePassword(
@@ -234,6 +281,7 @@ async def change_password(
             current_password=body.current_password, new_password=body.new_password
         )
     )
+    await me_cache.drop(caller.user_id)
 
 
 @router.post(
@@ -257,10 +305,27 @@ async def forgot_password(body: ForgotPasswordRequest, clients: Clients) -> Resp
     responses=problem_responses(400, 422),
 )
 async def reset_password(body: ResetPasswordRequest, clients: Clients) -> None:
-    """Set a new password with a reset token; every session of the user is revoked."""
-    await clients.auth.ResetPassword(
-        auth_pb2.ResetPasswordRequest(token=body.token, new_password=body.new_password)
-    )
+    """Set a new password with a reset token; every session of the user is revoked.
+
+    A bad, used or expired token is 400 (the API's one exception to INVALID_ARGUMENT → 422);
+    a new password the service refuses (field errors naming `new_password`) stays 422.
+    """
+    try:
+        await clients.auth.ResetPassword(
+            auth_pb2.ResetPasswordRequest(token=body.token, new_password=body.new_password)
+        )
+    except grpc.aio.AioRpcError as error:
+        if error.code() == grpc.StatusCode.INVALID_ARGUMENT and not _names_new_password(error):
+            raise HTTPException(
+                status_code=status.HTTP_400_BAD_REQUEST,
+                detail="The reset token is invalid, already used or expired.",
+            ) from None
+        raise
+
+
+def _names_new_password(error: grpc.aio.AioRpcError) -> bool:
+    field_errors = field_errors_from_metadata(error.trailing_metadata() or ())
+    return any("new_password" in field_error.loc for field_error in field_errors)
 
 
 @jwks_router.get(

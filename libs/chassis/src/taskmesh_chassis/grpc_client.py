@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 
 from taskmesh_chassis.context import current_request
+from taskmesh_chassis.identity import current_caller
 
 # Pings keep idle connections through NATs and load balancers and find dead peers quickly;
 # the server side (grpc_server.SERVER_OPTIONS) permits this rate.
@@ -104,15 +105,22 @@ def with_default_deadline(details: Any, timeout_s: float) -> Any:
 
 
 def forward_request_context(details: Any) -> Any:
-    """Return the call details with the current request's id and traceparent in the metadata.
+    """Return the call details with the current request's id, traceparent and verified caller.
 
+    The caller (`taskmesh_chassis.identity.bind_caller`) travels as its access token in
+    `authorization` plus `x-user-id`/`x-user-role`, so the next service verifies it itself.
     Keys the caller already set are left alone.
     """
     request = current_request()
-    if request is None:
+    caller = current_caller()
+    if request is None and caller is None:
         return details
+    forwarded = [
+        *(request.forwarded_metadata() if request is not None else ()),
+        *(caller.forwarded_metadata() if caller is not None else ()),
+    ]
     metadata = grpc.aio.Metadata.from_tuple(tuple(details.metadata or ()))
-    for key, value in request.forwarded_metadata():
+    for key, value in forwarded:
         if key not in metadata:
             metadata.add(key, value)
     return details._replace(metadata=metadata)

@@ -19,6 +19,7 @@ from pymongo.errors import ConnectionFailure
 
 from taskmesh_chassis.context import RequestContext, bind_request
 from taskmesh_chassis.errors import DomainError
+from taskmesh_chassis.identity import TokenVerifier, identity_scope
 from taskmesh_chassis.metrics import RPC_HANDLED, RPC_HANDLING_SECONDS, start_metrics_server
 from taskmesh_chassis.settings import GrpcServiceSettings
 
@@ -162,13 +163,20 @@ async def error_scope(method: str, context: Any) -> AsyncIterator[None]:
             await context.abort(grpc.StatusCode.INTERNAL, "internal error")
 
 
-def default_interceptors() -> list[grpc.aio.ServerInterceptor]:
-    """The chassis interceptors, outermost first: context, access log and metrics, errors."""
-    return [
+def default_interceptors(verifier: TokenVerifier | None = None) -> list[grpc.aio.ServerInterceptor]:
+    """The chassis interceptors, outermost first: context, access log and metrics, errors, identity.
+
+    The identity check (only given a token verifier) runs inside the error scope, so a bad
+    token is answered UNAUTHENTICATED and logged like any other failure.
+    """
+    interceptors = [
         RequestContextInterceptor(),
         HandlerScopeInterceptor(access_log_scope),
         HandlerScopeInterceptor(error_scope),
     ]
+    if verifier is not None:
+        interceptors.append(HandlerScopeInterceptor(identity_scope(verifier)))
+    return interceptors
 
 
 class GrpcServer:
@@ -181,12 +189,14 @@ class GrpcServer:
         host: str,
         port: int,
         interceptors: Sequence[grpc.aio.ServerInterceptor] | None = None,
+        verifier: TokenVerifier | None = None,
     ) -> None:
+        """Serve `servicers`; `verifier` (ignored with explicit `interceptors`) checks callers."""
         self._servicers = [ServicerRegistration(*registration) for registration in servicers]
         self._address = f"{host}:{port}"
         self.health = health_aio.HealthServicer()
         self._server = grpc.aio.server(
-            interceptors=default_interceptors() if interceptors is None else interceptors,
+            interceptors=default_interceptors(verifier) if interceptors is None else interceptors,
             options=SERVER_OPTIONS,
         )
         self.port = 0
@@ -222,8 +232,12 @@ async def serve(
     on_startup: Sequence[Hook] = (),
     on_shutdown: Sequence[Hook] = (),
     stop: asyncio.Event | None = None,
+    verifier: TokenVerifier | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT (or until `stop` is set), then shut down gracefully.
+
+    With a `verifier`, every RPC's `authorization` metadata is verified and its Caller bound
+    (`taskmesh_chassis.identity`).
 
     Start-up hooks run before the port opens. Shutdown hooks run in reverse order after the
     in-flight RPCs have finished (or the grace period ran out), and also when start-up
@@ -245,7 +259,9 @@ async def serve(
                 await hook()
             metrics = start_metrics_server(settings.metrics_port, settings.grpc_host)
             cleanup.push_async_callback(asyncio.to_thread, metrics.stop)
-            server = GrpcServer(servicers, host=settings.grpc_host, port=settings.grpc_port)
+            server = GrpcServer(
+                servicers, host=settings.grpc_host, port=settings.grpc_port, verifier=verifier
+            )
             await server.start()
             cleanup.push_async_callback(server.stop, settings.shutdown_grace_s)
             log.info(

@@ -138,7 +138,20 @@ class BaseServiceSettings(BaseSettings):
         return self
 
 
-class GrpcServiceSettings(BaseServiceSettings):
+class IdentitySettings(BaseServiceSettings):
+    """What a process needs to verify access tokens: who issues them, for whom, where the keys are.
+
+    The gateway and every gRPC service read these; the auth service signs with the same issuer
+    and audience.
+    """
+
+    jwt_issuer: str = Field(default="taskmesh", min_length=1)
+    jwt_audience: str = Field(default="taskmesh-api", min_length=1)
+    jwt_leeway_s: float = Field(default=5.0, ge=0, le=60)
+    auth_grpc_target: str = "127.0.0.1:50051"
+
+
+class GrpcServiceSettings(IdentitySettings):
     """Settings every gRPC service reads; a service subclasses it with its name and ports."""
 
     service_name: ClassVar[str]

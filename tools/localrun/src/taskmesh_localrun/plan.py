@@ -231,11 +231,23 @@ def build_plan(options: RunOptions, environ: Mapping[str, str], tools: Tools | N
                 name=service,
                 tier=Tier.SERVICES,
                 argv=(tools.python, "-m", f"taskmesh_{service}"),
-                env={"GRPC_PORT": str(grpc_port), "METRICS_PORT": str(metrics_port)},
+                env={
+                    "GRPC_PORT": str(grpc_port),
+                    "METRICS_PORT": str(metrics_port),
+                    # auth generates its development signing key once, into the data dir.
+                    **(
+                        {"DEV_SIGNING_KEY_PATH": str(data_dir / "auth" / "dev-signing-key.pem")}
+                        if service == "auth"
+                        else {}
+                    ),
+                },
                 ports={"grpc": grpc_port, "metrics": metrics_port},
                 log_path=log_dir / f"{service}.log",
             )
         )
+
+    # Every service verifies callers' tokens against the keys of this run's auth service.
+    auth_target = {key: grpc_targets[key] for key in ("AUTH_GRPC_TARGET",) if key in grpc_targets}
 
     gateway_specs: list[ProcessSpec] = []
     if run_gateways:
@@ -287,7 +299,7 @@ def build_plan(options: RunOptions, environ: Mapping[str, str], tools: Tools | N
             name=spec.name,
             tier=spec.tier,
             argv=spec.argv,
-            env={**base_env, **spec.env},
+            env={**base_env, **(auth_target if spec.tier is Tier.SERVICES else {}), **spec.env},
             ports=spec.ports,
             log_path=spec.log_path,
             ready_check=spec.ready_check,
