@@ -87,15 +87,15 @@ async def eventually_one_event(settings: AuthSettings, event_type: str) -> Messa
 
 
 class TestAuthService(GrpcServiceContract):
-    service = SERVICE  # type: ignore[assignment]
+    service = SERVICE
     full_service_name = "taskmesh.auth.v1.AuthService"
     stub_class = auth_pb2_grpc.AuthServiceStub
     unimplemented_rpc: ClassVar[tuple[str, Message]] = ("GetMe", auth_pb2.GetMeRequest())
 
     # The contract's two UNIMPLEMENTED checks do not apply: every auth RPC is implemented.
     # test_every_rpc_is_implemented and the access-log test below take their place.
-    test_rpc_not_implemented_yet_answers_unimplemented = None  # type: ignore[assignment]
-    test_request_id_from_metadata_appears_in_the_access_log = None  # type: ignore[assignment]
+    test_rpc_not_implemented_yet_answers_unimplemented = None
+    test_request_id_from_metadata_appears_in_the_access_log = None
 
     @pytest.fixture
     def settings(self, auth_settings: AuthSettings) -> AuthSettings:  # type: ignore[override]
@@ -384,7 +384,7 @@ class TestAuthService(GrpcServiceContract):
         settings = auth_settings.model_copy(
             update={"redis_url": SecretStr(nothing_listens), "redis_timeout_s": 0.5}
         )
-        async with running_service(SERVICE, settings) as channel:  # type: ignore[arg-type]
+        async with running_service(SERVICE, settings) as channel:
             stub = auth_pb2_grpc.AuthServiceStub(channel)
             tokens = (await self.register(stub)).tokens
 
@@ -406,7 +406,7 @@ class TestAuthService(GrpcServiceContract):
             }
         )
         for _ in range(2):
-            async with running_service(SERVICE, settings) as channel:  # type: ignore[arg-type]
+            async with running_service(SERVICE, settings) as channel:
                 stub = auth_pb2_grpc.AuthServiceStub(channel)
                 tokens = await self.login(stub, "root@example.com")
                 me = await stub.GetMe(
@@ -425,7 +425,7 @@ class TestAuthService(GrpcServiceContract):
                 "bootstrap_admin_password": SecretStr(PASSWORD),
             }
         )
-        async with running_service(SERVICE, settings) as channel:  # type: ignore[arg-type]
+        async with running_service(SERVICE, settings) as channel:
             stub = auth_pb2_grpc.AuthServiceStub(channel)
             root = await self.login(stub, "root@example.com")
             second = await self.register(stub)
@@ -467,7 +467,7 @@ class TestAuthService(GrpcServiceContract):
                 "bootstrap_admin_password": SecretStr(PASSWORD),
             }
         )
-        async with running_service(SERVICE, settings) as channel:  # type: ignore[arg-type]
+        async with running_service(SERVICE, settings) as channel:
             stub = auth_pb2_grpc.AuthServiceStub(channel)
             root = await self.login(stub, "root@example.com")
             user = await self.register(stub)
@@ -521,7 +521,7 @@ class TestAuthService(GrpcServiceContract):
         settings = auth_settings.model_copy(
             update={"jwt_previous_public_keys": public_key_pem(retired.public_key()).decode()}
         )
-        async with running_service(SERVICE, settings) as channel:  # type: ignore[arg-type]
+        async with running_service(SERVICE, settings) as channel:
             jwks = await auth_pb2_grpc.AuthServiceStub(channel).GetJwks(
                 auth_pb2.GetJwksRequest(), timeout=5
             )

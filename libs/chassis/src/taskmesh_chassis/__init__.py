@@ -3,11 +3,13 @@
 settings     environment (and `<NAME>_FILE`) configuration, placeholder-secret guard
 logging      structlog JSON lines for structlog and stdlib loggers alike
 context      request id, caller identity and trace context; gRPC metadata keys
+identity     access-token verification (JWKS), the Caller of an RPC
 errors       DomainError and its generic kinds, each with its gRPC status
 grpc_server  server with health, reflection, interceptors and graceful shutdown
 grpc_client  channels with deadlines, idempotent retries and context forwarding
 mongo        the async MongoDB client, index creation, ping
 metrics      Prometheus RPC metrics and the /metrics endpoint
-service      a service's life from settings to shutdown (GrpcService)
+service      a service's life from settings to shutdown (GrpcService, ServiceParts)
+events       the event backbone: outbox, relay, consumers, dead letters
 testing      pytest fixtures and the contract every service's tests run
 """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -15,7 +15,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from taskmesh.auth.v1 import auth_pb2, auth_pb2_grpc
 
 from taskmesh_chassis.grpc_client import create_channel
-from taskmesh_chassis.grpc_server import ServicerRegistration, serve
+from taskmesh_chassis.grpc_server import Hook, ServicerRegistration, serve
 from taskmesh_chassis.identity import GrpcJwksProvider, JwksProvider, TokenVerifier
 from taskmesh_chassis.logging import configure_logging
 from taskmesh_chassis.mongo import Document, IndexPlan, create_mongo_client, ensure_indexes
@@ -28,22 +28,36 @@ SettingsT = TypeVar("SettingsT", bound=GrpcServiceSettings)
 AUTH_SERVICE_NAME = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
 JWKS_FETCH_TIMEOUT_S = 2.0
 
-JwksProviderFactory = Callable[[SettingsT, AsyncDatabase[Document]], JwksProvider]
-"""Builds the key source of the service's token verifier (the auth service uses its own keys)."""
+
+@dataclass(frozen=True)
+class ServiceParts:
+    """What a service's composition root hands to the chassis to serve.
+
+    Start-up hooks run before the port opens; shutdown hooks after in-flight RPCs finished.
+    Without a `jwks_provider`, callers' tokens are verified against keys fetched from the
+    auth service at `AUTH_GRPC_TARGET` (the auth service passes its own keys).
+    """
+
+    servicers: Sequence[ServicerRegistration]
+    on_startup: Sequence[Hook] = ()
+    on_shutdown: Sequence[Hook] = ()
+    jwks_provider: JwksProvider | None = None
+
+
+Composer = Callable[[SettingsT, AsyncDatabase[Document]], Awaitable[ServiceParts]]
+"""A service's composition root: builds its adapters and servicers on its own database."""
 
 
 @dataclass(frozen=True)
 class GrpcService(Generic[SettingsT]):
-    """What a service is made of; its `main.py` declares one and wires its servicers.
+    """What a service is made of; its `main.py` declares one with its composition root.
 
-    Every RPC's access token is verified (`taskmesh_chassis.identity`) against the keys of
-    `jwks_provider`, by default fetched from the auth service at `AUTH_GRPC_TARGET`.
+    Every RPC's access token is verified (`taskmesh_chassis.identity`) before it is handled.
     """
 
     settings_cls: type[SettingsT]
-    build_servicers: Callable[[SettingsT, AsyncDatabase[Document]], Sequence[ServicerRegistration]]
+    compose: Composer[SettingsT]
     indexes: IndexPlan = field(default_factory=dict)
-    jwks_provider: JwksProviderFactory[SettingsT] | None = None
 
     def run(self) -> None:
         """Run as a process: read settings, configure logging, serve until SIGTERM/SIGINT."""
@@ -56,15 +70,17 @@ class GrpcService(Generic[SettingsT]):
             raise SystemExit(1) from None
 
     async def serve(self, settings: SettingsT, *, stop: asyncio.Event | None = None) -> None:
-        """Open the database, ensure its indexes, serve gRPC until a signal or `stop`."""
+        """Open the database, ensure its indexes, compose, serve gRPC until a signal or `stop`."""
         mongo = create_mongo_client(
             settings.mongodb_url.get_secret_value(), appname=f"taskmesh-{settings.service_name}"
         )
         database = mongo[settings.mongodb_database]
         auth_channel = None
         try:
-            if self.jwks_provider is not None:
-                provider = self.jwks_provider(settings, database)
+            await ensure_indexes(database, self.indexes)
+            parts = await self.compose(settings, database)
+            if parts.jwks_provider is not None:
+                provider = parts.jwks_provider
             else:
                 # Lazily connecting: the service starts (and serves anonymous RPCs) without auth.
                 auth_channel = create_channel(
@@ -80,9 +96,14 @@ class GrpcService(Generic[SettingsT]):
                 audience=settings.jwt_audience,
                 leeway_s=settings.jwt_leeway_s,
             )
-            await ensure_indexes(database, self.indexes)
-            servicers = self.build_servicers(settings, database)
-            await serve(settings, servicers, stop=stop, verifier=verifier)
+            await serve(
+                settings,
+                parts.servicers,
+                on_startup=parts.on_startup,
+                on_shutdown=parts.on_shutdown,
+                stop=stop,
+                verifier=verifier,
+            )
         finally:
             if auth_channel is not None:
                 await auth_channel.close()

@@ -6,21 +6,21 @@ from pymongo.asynchronous.database import AsyncDatabase
 from taskmesh.notifications.v1 import notifications_pb2_grpc
 from taskmesh_chassis.grpc_server import ServicerRegistration
 from taskmesh_chassis.mongo import Document
-from taskmesh_chassis.service import GrpcService
+from taskmesh_chassis.service import GrpcService, ServiceParts
 
 from taskmesh_notifications.grpc_api import SERVICE_NAME, NotificationsServicer
 from taskmesh_notifications.settings import NotificationsSettings
 
 
-def build_servicers(
+async def compose(
     settings: NotificationsSettings, database: AsyncDatabase[Document]
-) -> list[ServicerRegistration]:
+) -> ServiceParts:
     """Wire the notifications servicer to its adapters."""
     add_servicer = notifications_pb2_grpc.add_NotificationsServiceServicer_to_server
-    return [ServicerRegistration(add_servicer, NotificationsServicer(), SERVICE_NAME)]
+    return ServiceParts([ServicerRegistration(add_servicer, NotificationsServicer(), SERVICE_NAME)])
 
 
-SERVICE = GrpcService(NotificationsSettings, build_servicers)
+SERVICE = GrpcService(NotificationsSettings, compose)
 
 
 def run() -> None:

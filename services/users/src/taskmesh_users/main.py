@@ -6,21 +6,19 @@ from pymongo.asynchronous.database import AsyncDatabase
 from taskmesh.users.v1 import users_pb2_grpc
 from taskmesh_chassis.grpc_server import ServicerRegistration
 from taskmesh_chassis.mongo import Document
-from taskmesh_chassis.service import GrpcService
+from taskmesh_chassis.service import GrpcService, ServiceParts
 
 from taskmesh_users.grpc_api import SERVICE_NAME, UsersServicer
 from taskmesh_users.settings import UsersSettings
 
 
-def build_servicers(
-    settings: UsersSettings, database: AsyncDatabase[Document]
-) -> list[ServicerRegistration]:
+async def compose(settings: UsersSettings, database: AsyncDatabase[Document]) -> ServiceParts:
     """Wire the users servicer to its adapters."""
     add_servicer = users_pb2_grpc.add_UsersServiceServicer_to_server
-    return [ServicerRegistration(add_servicer, UsersServicer(), SERVICE_NAME)]
+    return ServiceParts([ServicerRegistration(add_servicer, UsersServicer(), SERVICE_NAME)])
 
 
-SERVICE = GrpcService(UsersSettings, build_servicers)
+SERVICE = GrpcService(UsersSettings, compose)
 
 
 def run() -> None:
