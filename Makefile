@@ -17,7 +17,7 @@ PROJECT_FILES := uv.lock pyproject.toml $(wildcard */pyproject.toml services/*/p
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON_BOOT)
 
-.PHONY: help setup proto events-dlq run $(addprefix run-,$(SERVICES) gateway) test test-unit test-e2e lint format lock clean
+.PHONY: help setup proto admin events-dlq run $(addprefix run-,$(SERVICES) gateway) test test-unit test-e2e lint format lock clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -39,6 +39,10 @@ setup: protos/gen/.stamp ## create .venv from uv.lock and generate the gRPC stub
 proto: .venv/.synced ## regenerate the gRPC stubs from protos/
 	$(PY) protos/generate.py
 	touch protos/gen/.stamp
+
+admin: setup ## EMAIL=address: create that admin, or promote the account (password from TASKMESH_ADMIN_PASSWORD or a prompt)
+	@test -n "$(EMAIL)" || { echo "usage: make admin EMAIL=you@example.com" >&2; exit 2; }
+	$(PY) -m taskmesh_auth.admin --email '$(EMAIL)'
 
 events-dlq: setup ## SERVICE=name lists its dead-lettered events; ARGS="replay --service name ID" replays
 	$(PY) -m taskmesh_chassis.events.dlq $(or $(ARGS),list --service $(SERVICE))

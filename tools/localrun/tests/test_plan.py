@@ -157,3 +157,20 @@ def test_logs_go_to_the_data_dir_one_file_per_process(tmp_path: Path) -> None:
 
     assert plan.process("gateway-1").log_path == tmp_path / "logs" / "gateway-1.log"
     assert plan.process("traefik").log_path == tmp_path / "logs" / "traefik.log"
+
+
+def test_every_service_verifies_tokens_against_this_runs_auth(tmp_path: Path) -> None:
+    plan = build_plan(RunOptions(data_dir=tmp_path, free_ports=True), BASE_ENV, TOOLS)
+    auth_target = f"127.0.0.1:{plan.process('auth').ports['grpc']}"
+
+    for service in ("auth", "users", "tasks", "notifications", "analytics"):
+        assert plan.process(service).env["AUTH_GRPC_TARGET"] == auth_target
+
+
+def test_auth_keeps_its_development_signing_key_in_the_data_dir(tmp_path: Path) -> None:
+    plan = build_plan(RunOptions(data_dir=tmp_path), BASE_ENV, TOOLS)
+
+    assert plan.process("auth").env["DEV_SIGNING_KEY_PATH"] == str(
+        tmp_path / "auth" / "dev-signing-key.pem"
+    )
+    assert "DEV_SIGNING_KEY_PATH" not in plan.process("tasks").env
