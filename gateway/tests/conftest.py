@@ -26,6 +26,7 @@ from taskmesh_gateway.clients import SERVICE_DESCRIPTORS, ServiceClients
 from taskmesh_gateway.login_guard import LoginAttempt, LoginLocked
 from taskmesh_gateway.rate_limits import Quota, RateLimitPolicy
 from taskmesh_gateway.settings import GatewaySettings
+from taskmesh_gateway.task_list_cache import CachedList
 
 ALLOWED_ORIGIN = "https://app.taskmesh.test"
 
@@ -169,6 +170,36 @@ class InMemoryMeCache:
 
     async def drop(self, user_id: str) -> None:
         self.entries.pop(user_id, None)
+
+
+class InMemoryTaskListCache:
+    """Stands in for the TaskListCache, with its generations; records each invalidation."""
+
+    def __init__(self) -> None:
+        self.generations: dict[str, int] = {}
+        self.entries: dict[tuple[str, int, str], bytes] = {}
+        self.invalidated: list[set[str]] = []
+
+    async def lookup(self, user_id: str, query_key: str) -> CachedList:
+        generation = self.generations.get(user_id, 0)
+        return CachedList(
+            str(generation).encode(), self.entries.get((user_id, generation, query_key))
+        )
+
+    async def fill(self, user_id: str, generation: bytes, query_key: str, body: bytes) -> None:
+        self.entries[(user_id, int(generation), query_key)] = body
+
+    async def invalidate(self, user_ids: Iterable[str]) -> None:
+        users = set(user_ids)
+        self.invalidated.append(users)
+        for user_id in users:
+            self.generations[user_id] = self.generations.get(user_id, 0) + 1
+
+
+@pytest.fixture
+def list_cache() -> InMemoryTaskListCache:
+    """An in-memory GET /api/v1/tasks cache."""
+    return InMemoryTaskListCache()
 
 
 @pytest.fixture

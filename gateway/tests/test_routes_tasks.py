@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import httpx
@@ -12,15 +13,21 @@ import pytest
 from fastapi import FastAPI
 from google.protobuf.empty_pb2 import Empty
 from google.protobuf.timestamp_pb2 import Timestamp
+from redis.asyncio import Redis
 from taskmesh.tasks.v1 import tasks_pb2
 from taskmesh_chassis.identity import Caller
 from taskmesh_gateway.app import create_app
 from taskmesh_gateway.dependencies import get_current_user
 from taskmesh_gateway.schemas.auth import Role
 from taskmesh_gateway.settings import GatewaySettings
+from taskmesh_gateway.task_list_cache import TaskListCache
+
+if TYPE_CHECKING:
+    from conftest import InMemoryTaskListCache
 
 TASK_ID = "65f0c0ffee0000000000aaaa"
 OWNER_ID = "65f0c0ffee0000000000bbbb"
+ASSIGNEE_ID = "65f0c0ffee0000000000dddd"
 ATTACHMENT_ID = "65f0c0ffee0000000000cccc"
 CREATED = datetime(2026, 11, 28, 9, 42, 14, 123000, tzinfo=UTC)
 
@@ -82,59 +89,102 @@ class FakeDownload:
         return True
 
 
+class FakeCall:
+    """A unary grpc.aio call: awaiting it answers `reply` (or raises `error`); it carries the
+    `x-affected-user-ids` trailing metadata, as the tasks service sends it."""
+
+    def __init__(self, reply: Any, error: grpc.aio.AioRpcError | None, affected: str) -> None:
+        self._reply = reply
+        self._error = error
+        self._affected = affected
+
+    def __await__(self) -> Any:
+        return self._result().__await__()
+
+    async def _result(self) -> Any:
+        if self._error is not None:
+            raise self._error
+        return self._reply
+
+    async def trailing_metadata(self) -> grpc.aio.Metadata:
+        return grpc.aio.Metadata(("x-affected-user-ids", self._affected))
+
+
+class FakeUploadCall(FakeCall):
+    """A client-streaming call: written to, half-closed, then awaited; cancellable."""
+
+    def __init__(self, service: FakeTasksService) -> None:
+        super().__init__(stored_attachment(), service.error, service.affected)
+        self._service = service
+        self.cancelled = False
+
+    async def write(self, request: tasks_pb2.UploadAttachmentRequest) -> None:
+        self._service.uploaded.append(request)
+
+    async def done_writing(self) -> None:
+        self._service.upload_finished = True
+
+    def cancel(self) -> bool:
+        self.cancelled = True
+        self._service.upload_cancelled = True
+        return True
+
+
 class FakeTasksService:
     """Answers like the tasks service for one task; `error`, when set, fails every call."""
 
     def __init__(self) -> None:
         self.requests: list[Any] = []
         self.error: grpc.aio.AioRpcError | None = None
+        self.affected = f"{OWNER_ID},{ASSIGNEE_ID}"
         self.uploaded: list[tasks_pb2.UploadAttachmentRequest] = []
+        self.upload_finished = False
+        self.upload_cancelled = False
 
-    def _record(self, request: Any) -> None:
+    def _call(self, request: Any, reply: Any) -> FakeCall:
+        self.requests.append(request)
+        return FakeCall(reply, self.error, self.affected)
+
+    def CreateTask(self, request: tasks_pb2.CreateTaskRequest) -> FakeCall:
+        return self._call(request, stored_task(title=request.task.title))
+
+    async def GetTask(self, request: tasks_pb2.GetTaskRequest) -> tasks_pb2.Task:
         self.requests.append(request)
         if self.error is not None:
             raise self.error
-
-    async def CreateTask(self, request: tasks_pb2.CreateTaskRequest) -> tasks_pb2.Task:
-        self._record(request)
-        return stored_task(title=request.task.title)
-
-    async def GetTask(self, request: tasks_pb2.GetTaskRequest) -> tasks_pb2.Task:
-        self._record(request)
         return stored_task(version=7)
 
     async def ListTasks(self, request: tasks_pb2.ListTasksRequest) -> tasks_pb2.ListTasksResponse:
-        self._record(request)
+        self.requests.append(request)
+        if self.error is not None:
+            raise self.error
         return tasks_pb2.ListTasksResponse(tasks=[stored_task()], page={"next_cursor": "c2"})
 
-    async def UpdateTask(self, request: tasks_pb2.UpdateTaskRequest) -> tasks_pb2.Task:
-        self._record(request)
-        return stored_task(version=8)
+    def UpdateTask(self, request: tasks_pb2.UpdateTaskRequest) -> FakeCall:
+        return self._call(request, stored_task(version=8))
 
-    async def ReplaceTask(self, request: tasks_pb2.ReplaceTaskRequest) -> tasks_pb2.Task:
-        self._record(request)
-        return stored_task(version=9)
+    def ReplaceTask(self, request: tasks_pb2.ReplaceTaskRequest) -> FakeCall:
+        return self._call(request, stored_task(version=9))
 
-    async def DeleteTask(self, request: tasks_pb2.DeleteTaskRequest) -> Empty:
-        self._record(request)
-        return Empty()
+    def DeleteTask(self, request: tasks_pb2.DeleteTaskRequest) -> FakeCall:
+        return self._call(request, Empty())
 
-    async def UploadAttachment(
-        self, requests: AsyncIterator[tasks_pb2.UploadAttachmentRequest]
-    ) -> tasks_pb2.Attachment:
-        async for request in requests:
-            self.uploaded.append(request)
-        self._record(requests)
-        return stored_attachment()
+    def UploadAttachment(self) -> FakeUploadCall:
+        self.requests.append("UploadAttachment")
+        return FakeUploadCall(self)
 
     async def ListAttachments(
         self, request: tasks_pb2.ListAttachmentsRequest
     ) -> tasks_pb2.ListAttachmentsResponse:
-        self._record(request)
+        self.requests.append(request)
+        if self.error is not None:
+            raise self.error
         return tasks_pb2.ListAttachmentsResponse(attachments=[stored_attachment()])
 
     def DownloadAttachment(self, request: tasks_pb2.DownloadAttachmentRequest) -> FakeDownload:
-        self._record(request)
+        self.requests.append(request)
+        if self.error is not None:
+            raise self.error
         return FakeDownload(
             [
                 tasks_pb2.DownloadAttachmentResponse(metadata=stored_attachment()),
@@ -143,9 +193,8 @@ class FakeTasksService:
             ]
         )
 
-    async def DeleteAttachment(self, request: tasks_pb2.DeleteAttachmentRequest) -> Empty:
-        self._record(request)
-        return Empty()
+    def DeleteAttachment(self, request: tasks_pb2.DeleteAttachmentRequest) -> FakeCall:
+        return self._call(request, Empty())
 
 
 class ServiceClientsStandIn:
@@ -159,10 +208,13 @@ def tasks_service() -> FakeTasksService:
 
 
 @pytest.fixture
-def app(tasks_service: FakeTasksService, open_gate: Any) -> FastAPI:
+def app(
+    tasks_service: FakeTasksService, open_gate: Any, list_cache: InMemoryTaskListCache
+) -> FastAPI:
     app = create_app(GatewaySettings(max_upload_bytes=1024))
     app.state.clients = ServiceClientsStandIn(tasks_service)
     app.state.gatekeeper = open_gate
+    app.state.task_list_cache = list_cache
     return app
 
 
@@ -502,7 +554,8 @@ async def test_upload_larger_than_the_limit_is_413(
     )
 
     assert response.status_code == 413
-    assert tasks_service.uploaded == []
+    assert tasks_service.upload_cancelled
+    assert not tasks_service.upload_finished
 
 
 async def test_upload_without_a_file_field_is_422(client: httpx.AsyncClient) -> None:
@@ -527,7 +580,10 @@ async def test_download_streams_the_bytes_as_an_attachment(client: httpx.AsyncCl
     assert response.status_code == 200
     assert response.content == b"hello world"
     assert response.headers["content-type"].startswith("text/plain")
-    assert response.headers["content-disposition"] == 'attachment; filename="report.txt"'
+    assert response.headers["content-disposition"] == (
+        "attachment; filename=\"report.txt\"; filename*=UTF-8''report.txt"
+    )
+    assert response.headers["x-content-type-options"] == "nosniff"
 
 
 async def test_download_of_a_missing_attachment_is_404(
@@ -547,3 +603,370 @@ async def test_delete_attachment_is_204(
 
     assert response.status_code == 204
     assert tasks_service.requests[0].attachment_id == ATTACHMENT_ID
+
+
+# The list cache and its invalidation
+
+
+async def test_list_is_a_miss_then_a_hit_with_the_same_body(
+    client: httpx.AsyncClient, tasks_service: FakeTasksService
+) -> None:
+    first = await client.get("/api/v1/tasks?sort=due_at")
+    second = await client.get("/api/v1/tasks?sort=due_at&unknown=1")
+
+    assert (first.headers["x-cache"], second.headers["x-cache"]) == ("MISS", "HIT")
+    assert second.content == first.content
+    assert second.headers["content-type"] == "application/json"
+    assert len(tasks_service.requests) == 1
+
+
+async def test_list_queries_that_differ_are_cached_apart(
+    client: httpx.AsyncClient, tasks_service: FakeTasksService
+) -> None:
+    await client.get("/api/v1/tasks?sort=due_at")
+    response = await client.get("/api/v1/tasks?sort=-due_at")
+
+    assert response.headers["x-cache"] == "MISS"
+    assert len(tasks_service.requests) == 2
+
+
+async def test_list_tag_order_does_not_split_the_cache(client: httpx.AsyncClient) -> None:
+    await client.get("/api/v1/tasks?tag=a&tag=b")
+    response = await client.get("/api/v1/tasks?tag=b&tag=a")
+
+    assert response.headers["x-cache"] == "HIT"
+
+
+async def test_admin_list_of_another_owner_is_not_cached(
+    client: httpx.AsyncClient, tasks_service: FakeTasksService
+) -> None:
+    await client.get("/api/v1/tasks?owner_id=65f0c0ffee0000000000eeee")
+    response = await client.get("/api/v1/tasks?owner_id=65f0c0ffee0000000000eeee")
+
+    assert response.headers["x-cache"] == "MISS"
+    assert len(tasks_service.requests) == 2
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/api/v1/tasks", {"title": "x"}),
+        ("PATCH", f"/api/v1/tasks/{TASK_ID}", {"status": "done"}),
+        ("PUT", f"/api/v1/tasks/{TASK_ID}", {"title": "x"}),
+        ("DELETE", f"/api/v1/tasks/{TASK_ID}", None),
+        ("DELETE", f"/api/v1/tasks/{TASK_ID}/attachments/{ATTACHMENT_ID}", None),
+    ],
+)
+async def test_every_write_invalidates_each_affected_user_before_answering(
+    app: FastAPI, list_cache: InMemoryTaskListCache, method: str, path: str, body: Any
+) -> None:
+    app.dependency_overrides[get_current_user] = lambda: owner()
+    invalidated_when_answering: list[set[str]] = []
+
+    async def receive() -> dict[str, Any]:
+        content = json.dumps(body).encode() if body is not None else b""
+        return {"type": "http.request", "body": content, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            assert message["status"] < 300
+            invalidated_when_answering.extend(list_cache.invalidated)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json"), (b"host", b"gateway")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("gateway", 80),
+        "scheme": "http",
+        "root_path": "",
+    }
+    await app(scope, receive, send)
+
+    assert invalidated_when_answering == [{OWNER_ID, ASSIGNEE_ID}]
+
+
+async def test_a_write_answers_a_later_read_from_the_service(
+    client: httpx.AsyncClient, tasks_service: FakeTasksService
+) -> None:
+    await client.get("/api/v1/tasks")
+    await client.patch(f"/api/v1/tasks/{TASK_ID}", json={"status": "done"})
+    response = await client.get("/api/v1/tasks")
+
+    assert response.headers["x-cache"] == "MISS"
+
+
+async def test_the_assignee_cache_is_invalidated_by_the_owners_write(
+    client: httpx.AsyncClient, list_cache: InMemoryTaskListCache
+) -> None:
+    assignee_generation = (await list_cache.lookup(ASSIGNEE_ID, "q")).generation
+
+    await client.patch(f"/api/v1/tasks/{TASK_ID}", json={"title": "renamed"})
+
+    assert (await list_cache.lookup(ASSIGNEE_ID, "q")).generation != assignee_generation
+
+
+async def test_a_write_the_service_names_nobody_for_still_invalidates_caller_and_task_users(
+    client: httpx.AsyncClient, tasks_service: FakeTasksService, list_cache: InMemoryTaskListCache
+) -> None:
+    tasks_service.affected = ""
+
+    await client.patch(f"/api/v1/tasks/{TASK_ID}", json={"title": "renamed"})
+
+    assert list_cache.invalidated == [{OWNER_ID}]
+
+
+async def test_a_refused_write_invalidates_nothing(
+    client: httpx.AsyncClient, tasks_service: FakeTasksService, list_cache: InMemoryTaskListCache
+) -> None:
+    tasks_service.error = rpc_error(grpc.StatusCode.PERMISSION_DENIED, "only status")
+
+    response = await client.patch(f"/api/v1/tasks/{TASK_ID}", json={"title": "x"})
+
+    assert response.status_code == 403
+    assert list_cache.invalidated == []
+
+
+async def test_a_write_of_unknown_outcome_invalidates_the_caller(
+    client: httpx.AsyncClient, tasks_service: FakeTasksService, list_cache: InMemoryTaskListCache
+) -> None:
+    tasks_service.error = rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "")
+
+    response = await client.patch(f"/api/v1/tasks/{TASK_ID}", json={"title": "x"})
+
+    assert response.status_code == 504
+    assert list_cache.invalidated == [{OWNER_ID}]
+
+
+async def test_list_is_served_uncached_while_redis_is_down(
+    app: FastAPI, client: httpx.AsyncClient, tasks_service: FakeTasksService
+) -> None:
+    app.state.task_list_cache = TaskListCache(
+        Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    )
+
+    first = await client.get("/api/v1/tasks")
+    second = await client.get("/api/v1/tasks")
+
+    assert (first.status_code, first.headers["x-cache"]) == (200, "MISS")
+    assert (second.status_code, second.headers["x-cache"]) == (200, "MISS")
+    assert len(tasks_service.requests) == 2
+
+
+async def test_a_write_is_answered_while_redis_is_down(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    app.state.task_list_cache = TaskListCache(
+        Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    )
+
+    response = await client.patch(f"/api/v1/tasks/{TASK_ID}", json={"title": "x"})
+
+    assert response.status_code == 200
+
+
+# ETag and If-Match
+
+
+@pytest.mark.parametrize("if_match", ['W/"7"', '"6", "7"', "7", '"seven"', '""'])
+async def test_if_match_that_names_no_single_strong_version_is_412(
+    client: httpx.AsyncClient, tasks_service: FakeTasksService, if_match: str
+) -> None:
+    response = await client.put(
+        f"/api/v1/tasks/{TASK_ID}", json={"title": "x"}, headers={"If-Match": if_match}
+    )
+
+    assert response.status_code == 412
+    assert tasks_service.requests == []
+
+
+async def test_if_match_star_requires_no_version(
+    client: httpx.AsyncClient, tasks_service: FakeTasksService
+) -> None:
+    response = await client.patch(
+        f"/api/v1/tasks/{TASK_ID}", json={"title": "x"}, headers={"If-Match": "*"}
+    )
+
+    assert response.status_code == 200
+    assert not tasks_service.requests[0].HasField("expected_version")
+
+
+async def test_put_with_a_stale_version_is_412(
+    client: httpx.AsyncClient, tasks_service: FakeTasksService
+) -> None:
+    tasks_service.error = rpc_error(grpc.StatusCode.FAILED_PRECONDITION, "version is 8, not 7")
+
+    response = await client.put(
+        f"/api/v1/tasks/{TASK_ID}", json={"title": "x"}, headers={"If-Match": '"7"'}
+    )
+
+    assert response.status_code == 412
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+# Uploads
+
+
+def multipart(filename: str, content: bytes, boundary: str = "b0undary") -> bytes:
+    return (
+        (
+            f"--{boundary}\r\n"
+            f'Content-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+            "Content-Type: text/plain\r\n\r\n"
+        ).encode()
+        + content
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+
+
+async def test_upload_over_the_limit_is_413_before_the_body_is_read(
+    app: FastAPI, tasks_service: FakeTasksService
+) -> None:
+    app.dependency_overrides[get_current_user] = lambda: owner()
+    body = multipart("big.bin", b"x" * (10 * 1024 * 1024))
+    chunks = [body[start : start + 4096] for start in range(0, len(body), 4096)]
+    received = 0
+    statuses: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal received
+        chunk = chunks[received]
+        received += 1
+        return {"type": "http.request", "body": chunk, "more_body": received < len(chunks)}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    path = f"/api/v1/tasks/{TASK_ID}/attachments"
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": [(b"content-type", b"multipart/form-data; boundary=b0undary")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("gateway", 80),
+        "scheme": "http",
+        "root_path": "",
+    }
+    await app(scope, receive, send)
+
+    assert statuses == [413]
+    # the limit (1 KiB) plus at most the bounded drain (1 MiB), of a 10 MiB body
+    assert received * 4096 <= 1024 * 1024 + 3 * 4096
+    assert not tasks_service.upload_finished
+
+
+async def test_upload_with_a_content_length_over_the_limit_is_413_at_once(
+    client: httpx.AsyncClient, tasks_service: FakeTasksService
+) -> None:
+    body = multipart("big.bin", b"x" * 40_000)
+
+    response = await client.post(
+        f"/api/v1/tasks/{TASK_ID}/attachments",
+        content=body,
+        headers={"Content-Type": "multipart/form-data; boundary=b0undary"},
+    )
+
+    assert response.status_code == 413
+    assert tasks_service.requests == []
+
+
+async def test_upload_of_exactly_the_limit_is_accepted(
+    client: httpx.AsyncClient, tasks_service: FakeTasksService
+) -> None:
+    response = await client.post(
+        f"/api/v1/tasks/{TASK_ID}/attachments",
+        files={"file": ("limit.bin", b"y" * 1024, "application/octet-stream")},
+    )
+
+    assert response.status_code == 201
+    assert b"".join(m.chunk for m in tasks_service.uploaded[1:]) == b"y" * 1024
+    assert tasks_service.upload_finished
+
+
+async def test_upload_that_is_not_multipart_is_415(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        f"/api/v1/tasks/{TASK_ID}/attachments",
+        content=b"raw bytes",
+        headers={"Content-Type": "application/octet-stream"},
+    )
+
+    assert response.status_code == 415
+
+
+async def test_upload_of_malformed_multipart_is_400(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        f"/api/v1/tasks/{TASK_ID}/attachments",
+        content=b"--other\r\ngarbage",
+        headers={"Content-Type": "multipart/form-data; boundary=b0undary"},
+    )
+
+    assert response.status_code in (400, 422)
+
+
+async def test_upload_stores_a_safe_content_type_and_file_name(
+    client: httpx.AsyncClient, tasks_service: FakeTasksService
+) -> None:
+    await client.post(
+        f"/api/v1/tasks/{TASK_ID}/attachments",
+        files={"file": ("C:\\Users\\ada\\notes.txt", b"hi", "Text/Plain; charset=utf-8")},
+    )
+
+    metadata = tasks_service.uploaded[0].metadata
+    assert (metadata.filename, metadata.content_type) == ("notes.txt", "text/plain")
+
+
+async def test_upload_refused_by_the_service_is_its_status(
+    client: httpx.AsyncClient, tasks_service: FakeTasksService
+) -> None:
+    tasks_service.error = rpc_error(grpc.StatusCode.NOT_FOUND, "task not found")
+
+    response = await client.post(
+        f"/api/v1/tasks/{TASK_ID}/attachments",
+        files={"file": ("a.txt", b"a", "text/plain")},
+    )
+
+    assert response.status_code == 404
+
+
+async def test_download_names_a_non_ascii_file_safely(
+    client: httpx.AsyncClient, tasks_service: FakeTasksService
+) -> None:
+    def download(request: tasks_pb2.DownloadAttachmentRequest) -> FakeDownload:
+        attachment = stored_attachment()
+        attachment.filename = 'r\u00e9sum\u00e9 "final";.html'
+        attachment.content_type = "text/html\r\nX-Injected: 1"
+        return FakeDownload([tasks_pb2.DownloadAttachmentResponse(metadata=attachment)])
+
+    tasks_service.DownloadAttachment = download  # type: ignore[method-assign]
+
+    response = await client.get(f"/api/v1/tasks/{TASK_ID}/attachments/{ATTACHMENT_ID}")
+
+    assert response.headers["content-disposition"] == (
+        'attachment; filename="r_sum_ _final__.html"; '
+        "filename*=UTF-8''r%C3%A9sum%C3%A9%20%22final%22%3B.html"
+    )
+    assert response.headers["content-type"] == "application/octet-stream"
+    assert "x-injected" not in response.headers
+
+
+def owner() -> Caller:
+    return Caller(
+        OWNER_ID,
+        Role.user,
+        "jti-1",
+        "sid-1",
+        CREATED.timestamp() - 900,
+        CREATED.timestamp(),
+        "token-1",
+    )

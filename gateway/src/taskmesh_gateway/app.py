@@ -18,6 +18,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from taskmesh_gateway.admission import AdmissionMiddleware, Gatekeeper
 from taskmesh_gateway.clients import BrokerConnection, ServiceClients, create_redis
 from taskmesh_gateway.health import router as health_router
+from taskmesh_gateway.idempotency import IdempotencyMiddleware, IdempotencyStore
 from taskmesh_gateway.login_guard import LoginGuard
 from taskmesh_gateway.me_cache import MeCache
 from taskmesh_gateway.middleware import (
@@ -29,6 +30,7 @@ from taskmesh_gateway.problems import install_problem_handlers
 from taskmesh_gateway.routers import api_routers
 from taskmesh_gateway.schemas.problems import problem_responses
 from taskmesh_gateway.settings import GatewaySettings
+from taskmesh_gateway.task_list_cache import TaskListCache
 
 OPENAPI_URL = "/api/v1/openapi.json"
 DESCRIPTION = """\
@@ -56,6 +58,7 @@ CORS_EXPOSED_HEADERS = [
     "RateLimit",
     "RateLimit-Policy",
     "X-Cache",
+    "Idempotent-Replayed",
 ]
 
 
@@ -80,7 +83,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     _add_docs(app)
 
     # Added innermost first: a request meets the proxy headers, the security headers, its
-    # context, CORS, then admission (so preflights are never charged, and 429s carry CORS).
+    # context, CORS, admission (so preflights are never charged, and 429s carry CORS), then
+    # idempotency (which scopes keys to the caller that admission found).
+    app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(AdmissionMiddleware, exempt={OPENAPI_URL})
     if settings.cors_origins:
         app.add_middleware(
@@ -124,6 +129,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         window_s=settings.login_failure_window_s,
     )
     app.state.me_cache = MeCache(app.state.redis)
+    app.state.task_list_cache = TaskListCache(app.state.redis)
+    app.state.idempotency = IdempotencyStore(app.state.redis)
     app.state.broker = BrokerConnection(
         settings.amqp_url.get_secret_value(),
         connection_name=f"gateway {settings.instance_name}",

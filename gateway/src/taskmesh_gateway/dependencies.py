@@ -22,6 +22,7 @@ from taskmesh_gateway.clients import ServiceClients
 from taskmesh_gateway.login_guard import LoginGuard
 from taskmesh_gateway.me_cache import MeCache
 from taskmesh_gateway.settings import GatewaySettings
+from taskmesh_gateway.task_list_cache import TaskListCache
 
 TOKEN_URL = "/api/v1/auth/token"  # noqa: S105 - a URL, not a secret
 
@@ -63,6 +64,15 @@ def get_me_cache(request: Request) -> MeCache:
 
 
 MeCacheDep = Annotated[MeCache, Depends(get_me_cache)]
+
+
+def get_task_list_cache(request: Request) -> TaskListCache:
+    """The `GET /api/v1/tasks` cache built at start-up."""
+    cache: TaskListCache = request.app.state.task_list_cache
+    return cache
+
+
+TaskListCacheDep = Annotated[TaskListCache, Depends(get_task_list_cache)]
 
 
 def _unauthorized(detail: str, challenge: str) -> HTTPException:

@@ -546,6 +546,29 @@ class TestAuthService(GrpcServiceContract):
         assert (event.type, event.subject) == ("user.registered", registered.user.id)
         assert event.payload.email == registered.user.email
 
+    async def test_any_caller_learns_only_whether_an_account_exists_and_is_active(
+        self, stub: auth_pb2_grpc.AuthServiceStub
+    ) -> None:
+        target = await self.register(stub)
+        asker = await self.register(stub)
+        metadata = bearer(asker.tokens.access_token)
+
+        known = await stub.GetUserStatus(
+            auth_pb2.GetUserStatusRequest(user_id=target.user.id), metadata=metadata, timeout=5
+        )
+        unknown = await stub.GetUserStatus(
+            auth_pb2.GetUserStatusRequest(user_id="65f0c0ffee0000000000aaaa"),
+            metadata=metadata,
+            timeout=5,
+        )
+        anonymous = stub.GetUserStatus(
+            auth_pb2.GetUserStatusRequest(user_id=target.user.id), timeout=5
+        )
+
+        assert (known.user_id, known.exists, known.active) == (target.user.id, True, True)
+        assert (unknown.exists, unknown.active) == (False, False)
+        assert await code_of(anonymous) == grpc.StatusCode.UNAUTHENTICATED
+
 
 @asynccontextmanager
 async def bound_queue(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from enum import StrEnum
 from typing import Annotated, ClassVar
 
@@ -210,6 +212,14 @@ class TaskListQuery(BaseModel):
         if self.due_before and self.due_after and self.due_after >= self.due_before:
             raise ValueError("due_after must be earlier than due_before")
         return self
+
+    def cache_key(self, role: str) -> str:
+        """A digest of the query in normal form: equal for queries that must list the same."""
+        fields = self.model_dump(mode="json")
+        fields["tag"] = sorted(set(fields["tag"]))
+        fields["role"] = role
+        canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
 
     def to_proto(self) -> tasks_pb2.ListTasksRequest:
         """The ListTasks RPC message."""

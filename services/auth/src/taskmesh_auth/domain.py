@@ -128,6 +128,15 @@ class Actor:
 
 
 @dataclass(frozen=True, slots=True)
+class UserStatus:
+    """What any authenticated caller may learn of an account: whether it exists and may act."""
+
+    user_id: str
+    exists: bool
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
 class StandingChange:
     """A requested change of an account's role and/or active flag."""
 

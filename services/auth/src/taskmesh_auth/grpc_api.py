@@ -15,7 +15,7 @@ from taskmesh.common.v1 import common_pb2
 from taskmesh_chassis.errors import FieldError, InvalidArgument
 from taskmesh_chassis.identity import require_caller
 
-from taskmesh_auth.domain import Actor, Role, StandingChange, User
+from taskmesh_auth.domain import Actor, Role, StandingChange, User, UserStatus
 from taskmesh_auth.events import role_to_proto
 from taskmesh_auth.service import AuthService, TokenPair
 from taskmesh_auth.tokens import PublicJwk
@@ -48,6 +48,11 @@ def user_to_proto(user: User) -> auth_pb2.User:
         active=user.active,
         created_at=created_at,
     )
+
+
+def user_status_to_proto(status: UserStatus) -> auth_pb2.UserStatus:
+    """The UserStatus message of an account's status."""
+    return auth_pb2.UserStatus(user_id=status.user_id, exists=status.exists, active=status.active)
 
 
 def tokens_to_proto(tokens: TokenPair) -> auth_pb2.Tokens:
@@ -145,3 +150,10 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):  # type: ignore[misc]
         """Delete an account (admins, or its owner) and revoke its access at once."""
         await self._service.delete_user(current_actor(), request.user_id)
         return Empty()
+
+    async def GetUserStatus(
+        self, request: auth_pb2.GetUserStatusRequest, context: Any
+    ) -> auth_pb2.UserStatus:
+        """Tell whether an account exists and is active (any authenticated caller)."""
+        status = await self._service.get_user_status(current_actor(), request.user_id)
+        return user_status_to_proto(status)

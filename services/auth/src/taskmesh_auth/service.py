@@ -37,6 +37,7 @@ from taskmesh_auth.domain import (
     StandingChange,
     User,
     UserNotFound,
+    UserStatus,
     WrongCredentials,
     WrongCurrentPassword,
     check_new_password,
@@ -230,6 +231,16 @@ class AuthService:
         if user is None:
             raise UserNotFound()
         return user
+
+    async def get_user_status(self, actor: Actor, user_id: str) -> UserStatus:
+        """Whether an account exists and is active; for any caller (other services' checks).
+
+        Nothing else about the account is revealed, so this is no way to enumerate emails.
+        """
+        user = await self._store.user_by_id(user_id)
+        if user is None:
+            return UserStatus(user_id=user_id, exists=False, active=False)
+        return UserStatus(user_id=user.id, exists=True, active=user.active)
 
     # --- passwords --------------------------------------------------------------------------
 
