@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import signal
 import socket
 import statistics
 import subprocess
@@ -300,6 +301,9 @@ def main() -> None:
     parser.add_argument("--million", action="store_true", help="also load 1,000,000 tasks")
     arguments = parser.parse_args()
     random.seed(7)
+    # A long run is often stopped with SIGTERM; leaving through SystemExit lets the
+    # finally blocks stop the SecantusDB it started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     asyncio.run(run(arguments.samples, arguments.million))
 
 
