@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-from taskmesh_localrun.testing import LocalRun
+from taskmesh_localrun.testing import ApiUser, LocalRun, register_user
 
 from .conftest import SHARED_SUITE_RATE_LIMITS, StartSuite
 
@@ -24,7 +22,6 @@ pytestmark = pytest.mark.e2e
 
 ADMIN_EMAIL = "e2e-tasks-admin@example.com"
 ADMIN_PASSWORD = "e2e tasks admin password, long enough"
-PASSWORD = "correct horse battery staple"
 PROBLEM_JSON = "application/problem+json"
 TASKS = "/api/v1/tasks"
 MISSING_ID = "65f0c0ffee0000000000aaaa"
@@ -43,16 +40,6 @@ TASK_FIELDS = {
     "completed_at",
     "version",
 }
-
-
-@dataclass(frozen=True)
-class User:
-    id: str
-    token: str
-
-    @property
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
 
 
 @pytest.fixture(scope="module")
@@ -74,53 +61,43 @@ def client(tasks_suite: LocalRun) -> Iterator[httpx.Client]:
         yield http
 
 
-def register(client: httpx.Client) -> User:
-    email = f"e2e-{uuid.uuid4().hex[:12]}@example.com"
-    response = client.post(
-        "/api/v1/auth/register", json={"email": email, "password": PASSWORD, "name": "Ada"}
-    )
-    assert response.status_code == 201, response.text
-    body = response.json()
-    return User(body["user"]["id"], body["access_token"])
+@pytest.fixture
+def owner(client: httpx.Client) -> ApiUser:
+    return register_user(client)
 
 
 @pytest.fixture
-def owner(client: httpx.Client) -> User:
-    return register(client)
+def other(client: httpx.Client) -> ApiUser:
+    return register_user(client)
 
 
 @pytest.fixture
-def other(client: httpx.Client) -> User:
-    return register(client)
+def assignee(client: httpx.Client) -> ApiUser:
+    return register_user(client)
 
 
 @pytest.fixture
-def assignee(client: httpx.Client) -> User:
-    return register(client)
-
-
-@pytest.fixture
-def admin(client: httpx.Client) -> User:
+def admin(client: httpx.Client) -> ApiUser:
     response = client.post(
         "/api/v1/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
     )
     assert response.status_code == 200, response.text
     me = client.get("/api/v1/auth/me", headers=bearer(response.json()["access_token"]))
-    return User(me.json()["id"], response.json()["access_token"])
+    return ApiUser(me.json()["id"], response.json()["access_token"])
 
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def create(client: httpx.Client, user: User, **fields: Any) -> dict[str, Any]:
+def create(client: httpx.Client, user: ApiUser, **fields: Any) -> dict[str, Any]:
     response = client.post(TASKS, json={"title": "A task", **fields}, headers=user.auth)
     assert response.status_code == 201, response.text
     task: dict[str, Any] = response.json()
     return task
 
 
-def list_all(client: httpx.Client, user: User, **query: Any) -> list[dict[str, Any]]:
+def list_all(client: httpx.Client, user: ApiUser, **query: Any) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     cursor = None
     while True:
@@ -153,7 +130,7 @@ def rfc3339(moment: datetime) -> str:
 
 
 def test_create_answers_201_with_the_task_its_location_and_defaults(
-    client: httpx.Client, owner: User
+    client: httpx.Client, owner: ApiUser
 ) -> None:
     response = client.post(TASKS, json={"title": "  Write the report  "}, headers=owner.auth)
 
@@ -169,7 +146,7 @@ def test_create_answers_201_with_the_task_its_location_and_defaults(
     assert task["created_at"] == task["updated_at"]
 
 
-def test_create_with_every_field(client: httpx.Client, owner: User, assignee: User) -> None:
+def test_create_with_every_field(client: httpx.Client, owner: ApiUser, assignee: ApiUser) -> None:
     task = create(
         client,
         owner,
@@ -189,7 +166,7 @@ def test_create_with_every_field(client: httpx.Client, owner: User, assignee: Us
 
 
 def test_created_task_reads_back_with_its_version_as_etag(
-    client: httpx.Client, owner: User
+    client: httpx.Client, owner: ApiUser
 ) -> None:
     created = client.post(TASKS, json={"title": "Read me"}, headers=owner.auth)
 
@@ -232,12 +209,12 @@ def test_created_task_reads_back_with_its_version_as_etag(
     ],
 )
 def test_create_with_invalid_input_is_422(
-    client: httpx.Client, owner: User, body: dict[str, Any]
+    client: httpx.Client, owner: ApiUser, body: dict[str, Any]
 ) -> None:
     assert_problem(client.post(TASKS, json=body, headers=owner.auth), 422)
 
 
-def test_create_with_malformed_json_is_400(client: httpx.Client, owner: User) -> None:
+def test_create_with_malformed_json_is_400(client: httpx.Client, owner: ApiUser) -> None:
     response = client.post(
         TASKS, content=b'{"title": ', headers={**owner.auth, "Content-Type": "application/json"}
     )
@@ -245,7 +222,7 @@ def test_create_with_malformed_json_is_400(client: httpx.Client, owner: User) ->
     assert_problem(response, 400)
 
 
-def test_create_with_another_content_type_is_415(client: httpx.Client, owner: User) -> None:
+def test_create_with_another_content_type_is_415(client: httpx.Client, owner: ApiUser) -> None:
     response = client.post(
         TASKS, content=b"title=x", headers={**owner.auth, "Content-Type": "text/plain"}
     )
@@ -253,7 +230,7 @@ def test_create_with_another_content_type_is_415(client: httpx.Client, owner: Us
     assert_problem(response, 415)
 
 
-def test_tasks_without_a_token_are_401(client: httpx.Client, owner: User) -> None:
+def test_tasks_without_a_token_are_401(client: httpx.Client, owner: ApiUser) -> None:
     task = create(client, owner)
 
     for response in (
@@ -266,11 +243,11 @@ def test_tasks_without_a_token_are_401(client: httpx.Client, owner: User) -> Non
         assert response.headers["www-authenticate"].startswith("Bearer")
 
 
-def test_an_unknown_task_is_404(client: httpx.Client, owner: User) -> None:
+def test_an_unknown_task_is_404(client: httpx.Client, owner: ApiUser) -> None:
     assert_problem(client.get(f"{TASKS}/{MISSING_ID}", headers=owner.auth), 404)
 
 
-def test_a_malformed_task_id_is_404(client: httpx.Client, owner: User) -> None:
+def test_a_malformed_task_id_is_404(client: httpx.Client, owner: ApiUser) -> None:
     assert_problem(client.get(f"{TASKS}/not-an-id", headers=owner.auth), 404)
 
 
@@ -278,7 +255,7 @@ def test_a_malformed_task_id_is_404(client: httpx.Client, owner: User) -> None:
 
 
 def test_patch_changes_only_the_given_fields_and_bumps_the_version(
-    client: httpx.Client, owner: User
+    client: httpx.Client, owner: ApiUser
 ) -> None:
     task = create(client, owner, description="keep me", tags=["a"])
 
@@ -297,7 +274,7 @@ def test_patch_changes_only_the_given_fields_and_bumps_the_version(
 
 
 def test_patch_null_clears_due_at_and_assignee(
-    client: httpx.Client, owner: User, assignee: User
+    client: httpx.Client, owner: ApiUser, assignee: ApiUser
 ) -> None:
     task = create(client, owner, due_at="2030-01-01T00:00:00Z", assignee_id=assignee.id)
 
@@ -309,7 +286,7 @@ def test_patch_null_clears_due_at_and_assignee(
 
 
 def test_completed_at_is_set_on_done_and_cleared_when_leaving_it(
-    client: httpx.Client, owner: User
+    client: httpx.Client, owner: ApiUser
 ) -> None:
     task = create(client, owner)
     url = f"{TASKS}/{task['id']}"
@@ -322,7 +299,7 @@ def test_completed_at_is_set_on_done_and_cleared_when_leaving_it(
     assert reopened["completed_at"] is None
 
 
-def test_put_replaces_every_writable_field(client: httpx.Client, owner: User) -> None:
+def test_put_replaces_every_writable_field(client: httpx.Client, owner: ApiUser) -> None:
     task = create(client, owner, description="old", priority="high", tags=["x"])
 
     response = client.put(f"{TASKS}/{task['id']}", json={"title": "Fresh"}, headers=owner.auth)
@@ -338,13 +315,13 @@ def test_put_replaces_every_writable_field(client: httpx.Client, owner: User) ->
     assert response.headers["etag"] == '"2"'
 
 
-def test_put_without_a_title_is_422(client: httpx.Client, owner: User) -> None:
+def test_put_without_a_title_is_422(client: httpx.Client, owner: ApiUser) -> None:
     task = create(client, owner)
 
     assert_problem(client.put(f"{TASKS}/{task['id']}", json={}, headers=owner.auth), 422)
 
 
-def test_delete_is_204_and_the_task_is_gone(client: httpx.Client, owner: User) -> None:
+def test_delete_is_204_and_the_task_is_gone(client: httpx.Client, owner: ApiUser) -> None:
     task = create(client, owner)
 
     response = client.delete(f"{TASKS}/{task['id']}", headers=owner.auth)
@@ -360,7 +337,7 @@ def test_delete_is_204_and_the_task_is_gone(client: httpx.Client, owner: User) -
 
 @pytest.mark.parametrize("method", ["PATCH", "PUT"])
 def test_a_stale_if_match_is_412_and_changes_nothing(
-    client: httpx.Client, owner: User, method: str
+    client: httpx.Client, owner: ApiUser, method: str
 ) -> None:
     task = create(client, owner)
     url = f"{TASKS}/{task['id']}"
@@ -376,7 +353,9 @@ def test_a_stale_if_match_is_412_and_changes_nothing(
 
 
 @pytest.mark.parametrize("method", ["PATCH", "PUT"])
-def test_the_current_if_match_is_accepted(client: httpx.Client, owner: User, method: str) -> None:
+def test_the_current_if_match_is_accepted(
+    client: httpx.Client, owner: ApiUser, method: str
+) -> None:
     task = create(client, owner)
     url = f"{TASKS}/{task['id']}"
     etag = client.get(url, headers=owner.auth).headers["etag"]
@@ -389,7 +368,7 @@ def test_the_current_if_match_is_accepted(client: httpx.Client, owner: User, met
     assert response.headers["etag"] == '"2"'
 
 
-def test_two_writers_of_the_same_version_one_wins(client: httpx.Client, owner: User) -> None:
+def test_two_writers_of_the_same_version_one_wins(client: httpx.Client, owner: ApiUser) -> None:
     task = create(client, owner)
     url = f"{TASKS}/{task['id']}"
     stale = {**owner.auth, "If-Match": '"1"'}
@@ -404,7 +383,7 @@ def test_two_writers_of_the_same_version_one_wins(client: httpx.Client, owner: U
 
 
 def test_another_users_task_is_404_on_every_verb(
-    client: httpx.Client, owner: User, other: User
+    client: httpx.Client, owner: ApiUser, other: ApiUser
 ) -> None:
     task = create(client, owner, title="private")
     url = f"{TASKS}/{task['id']}"
@@ -436,7 +415,7 @@ def test_another_users_task_is_404_on_every_verb(
 
 
 def test_a_foreign_404_looks_like_a_missing_404(
-    client: httpx.Client, owner: User, other: User
+    client: httpx.Client, owner: ApiUser, other: ApiUser
 ) -> None:
     task = create(client, owner)
 
@@ -447,7 +426,7 @@ def test_a_foreign_404_looks_like_a_missing_404(
 
 
 def test_a_non_admin_cannot_list_another_owners_tasks(
-    client: httpx.Client, owner: User, other: User
+    client: httpx.Client, owner: ApiUser, other: ApiUser
 ) -> None:
     task = create(client, owner)
 
@@ -460,7 +439,9 @@ def test_a_non_admin_cannot_list_another_owners_tasks(
 # --- the assignee ----------------------------------------------------------------------------
 
 
-def test_the_assignee_sees_the_task(client: httpx.Client, owner: User, assignee: User) -> None:
+def test_the_assignee_sees_the_task(
+    client: httpx.Client, owner: ApiUser, assignee: ApiUser
+) -> None:
     task = create(client, owner, assignee_id=assignee.id)
 
     assert client.get(f"{TASKS}/{task['id']}", headers=assignee.auth).status_code == 200
@@ -470,7 +451,7 @@ def test_the_assignee_sees_the_task(client: httpx.Client, owner: User, assignee:
 
 
 def test_the_assignee_may_change_the_status(
-    client: httpx.Client, owner: User, assignee: User
+    client: httpx.Client, owner: ApiUser, assignee: ApiUser
 ) -> None:
     task = create(client, owner, assignee_id=assignee.id)
 
@@ -492,7 +473,7 @@ def test_the_assignee_may_change_the_status(
     ids=["title", "status-and-more", "unassign", "tags"],
 )
 def test_the_assignee_may_change_nothing_else(
-    client: httpx.Client, owner: User, assignee: User, change: dict[str, Any]
+    client: httpx.Client, owner: ApiUser, assignee: ApiUser, change: dict[str, Any]
 ) -> None:
     task = create(client, owner, assignee_id=assignee.id)
 
@@ -503,7 +484,7 @@ def test_the_assignee_may_change_nothing_else(
 
 
 def test_the_assignee_may_not_replace_or_delete(
-    client: httpx.Client, owner: User, assignee: User
+    client: httpx.Client, owner: ApiUser, assignee: ApiUser
 ) -> None:
     task = create(client, owner, assignee_id=assignee.id)
     url = f"{TASKS}/{task['id']}"
@@ -520,7 +501,7 @@ def test_the_assignee_may_not_replace_or_delete(
 
 
 def test_an_unassigned_user_loses_sight_of_the_task(
-    client: httpx.Client, owner: User, assignee: User
+    client: httpx.Client, owner: ApiUser, assignee: ApiUser
 ) -> None:
     task = create(client, owner, assignee_id=assignee.id)
 
@@ -534,7 +515,7 @@ def test_an_unassigned_user_loses_sight_of_the_task(
 
 
 def test_an_admin_sees_edits_and_deletes_any_task(
-    client: httpx.Client, owner: User, admin: User
+    client: httpx.Client, owner: ApiUser, admin: ApiUser
 ) -> None:
     task = create(client, owner)
     url = f"{TASKS}/{task['id']}"
@@ -546,7 +527,7 @@ def test_an_admin_sees_edits_and_deletes_any_task(
     assert_problem(client.get(url, headers=owner.auth), 404)
 
 
-def test_an_admin_lists_by_owner(client: httpx.Client, owner: User, admin: User) -> None:
+def test_an_admin_lists_by_owner(client: httpx.Client, owner: ApiUser, admin: ApiUser) -> None:
     task = create(client, owner)
 
     assert ids(list_all(client, admin, owner_id=owner.id)) == [task["id"]]
@@ -555,7 +536,7 @@ def test_an_admin_lists_by_owner(client: httpx.Client, owner: User, admin: User)
 # --- listing -----------------------------------------------------------------------------------
 
 
-def test_list_is_newest_first_by_default(client: httpx.Client, owner: User) -> None:
+def test_list_is_newest_first_by_default(client: httpx.Client, owner: ApiUser) -> None:
     created = [create(client, owner, title=f"t{i}")["id"] for i in range(3)]
 
     response = client.get(TASKS, headers=owner.auth)
@@ -565,7 +546,7 @@ def test_list_is_newest_first_by_default(client: httpx.Client, owner: User) -> N
     assert ids(response.json()["items"]) == created[::-1]
 
 
-def test_list_filters(client: httpx.Client, owner: User, assignee: User) -> None:
+def test_list_filters(client: httpx.Client, owner: ApiUser, assignee: ApiUser) -> None:
     soon = datetime.now(UTC) + timedelta(days=1)
     later = datetime.now(UTC) + timedelta(days=10)
     a = create(
@@ -589,7 +570,7 @@ def test_list_filters(client: httpx.Client, owner: User, assignee: User) -> None
     assert listed(scope="assigned") == set()
 
 
-def test_q_is_a_literal_substring_not_a_pattern(client: httpx.Client, owner: User) -> None:
+def test_q_is_a_literal_substring_not_a_pattern(client: httpx.Client, owner: ApiUser) -> None:
     create(client, owner, title="plain")
 
     assert list_all(client, owner, q=".*") == []
@@ -600,7 +581,7 @@ def test_q_is_a_literal_substring_not_a_pattern(client: httpx.Client, owner: Use
     "sort",
     ["-created_at", "created_at", "due_at", "-due_at", "-priority", "priority", "-updated_at"],
 )
-def test_list_sorts(client: httpx.Client, owner: User, sort: str) -> None:
+def test_list_sorts(client: httpx.Client, owner: ApiUser, sort: str) -> None:
     base = datetime.now(UTC)
     for index, priority in enumerate(["low", "urgent", "medium"]):
         create(client, owner, priority=priority, due_at=rfc3339(base + timedelta(days=3 - index)))
@@ -618,18 +599,18 @@ def test_list_sorts(client: httpx.Client, owner: User, sort: str) -> None:
     ["limit=0", "limit=101", "status=blocked", "priority=critical", "sort=title", "scope=x"],
 )
 def test_list_rejects_values_outside_their_set(
-    client: httpx.Client, owner: User, query: str
+    client: httpx.Client, owner: ApiUser, query: str
 ) -> None:
     assert_problem(client.get(f"{TASKS}?{query}", headers=owner.auth), 422)
 
 
-def test_list_ignores_unknown_parameters(client: httpx.Client, owner: User) -> None:
+def test_list_ignores_unknown_parameters(client: httpx.Client, owner: ApiUser) -> None:
     assert client.get(f"{TASKS}?colour=red", headers=owner.auth).status_code == 200
 
 
 @pytest.mark.parametrize("sort", ["-created_at", "due_at", "-priority"])
 def test_a_cursor_walk_with_inserts_midway_sees_every_task_once(
-    client: httpx.Client, owner: User, sort: str
+    client: httpx.Client, owner: ApiUser, sort: str
 ) -> None:
     base = datetime.now(UTC)
     priorities = ["low", "medium", "high", "urgent"]
@@ -668,7 +649,7 @@ def test_a_cursor_walk_with_inserts_midway_sees_every_task_once(
     assert existing <= set(seen)
 
 
-def test_a_cursor_stays_valid_when_tasks_are_deleted(client: httpx.Client, owner: User) -> None:
+def test_a_cursor_stays_valid_when_tasks_are_deleted(client: httpx.Client, owner: ApiUser) -> None:
     created = [create(client, owner, title=f"t{i}")["id"] for i in range(10)]
     first = client.get(TASKS, params={"limit": 4}, headers=owner.auth).json()
     for task_id in created[:3]:
@@ -684,7 +665,7 @@ def test_a_cursor_stays_valid_when_tasks_are_deleted(client: httpx.Client, owner
     assert ids(first["items"]) + rest == created[:2:-1]
 
 
-def test_a_garbage_cursor_is_422(client: httpx.Client, owner: User) -> None:
+def test_a_garbage_cursor_is_422(client: httpx.Client, owner: ApiUser) -> None:
     response = client.get(TASKS, params={"cursor": "not-a-cursor"}, headers=owner.auth)
 
     assert_problem(response, 422)
@@ -693,7 +674,7 @@ def test_a_garbage_cursor_is_422(client: httpx.Client, owner: User) -> None:
 # --- attachments -------------------------------------------------------------------------------
 
 
-def test_attachment_round_trip(client: httpx.Client, owner: User) -> None:
+def test_attachment_round_trip(client: httpx.Client, owner: ApiUser) -> None:
     task = create(client, owner)
     url = f"{TASKS}/{task['id']}/attachments"
     content = secrets.token_bytes(300_000)
@@ -723,7 +704,7 @@ def test_attachment_round_trip(client: httpx.Client, owner: User) -> None:
     assert download.headers["x-content-type-options"] == "nosniff"
 
 
-def test_the_assignee_can_download(client: httpx.Client, owner: User, assignee: User) -> None:
+def test_the_assignee_can_download(client: httpx.Client, owner: ApiUser, assignee: ApiUser) -> None:
     task = create(client, owner, assignee_id=assignee.id)
     url = f"{TASKS}/{task['id']}/attachments"
     meta = client.post(
@@ -733,7 +714,7 @@ def test_the_assignee_can_download(client: httpx.Client, owner: User, assignee: 
     assert client.get(f"{url}/{meta['id']}", headers=assignee.auth).content == b"hello"
 
 
-def test_deleting_an_attachment(client: httpx.Client, owner: User) -> None:
+def test_deleting_an_attachment(client: httpx.Client, owner: ApiUser) -> None:
     task = create(client, owner)
     url = f"{TASKS}/{task['id']}/attachments"
     meta = client.post(
@@ -745,7 +726,7 @@ def test_deleting_an_attachment(client: httpx.Client, owner: User) -> None:
     assert client.get(url, headers=owner.auth).json() == []
 
 
-def test_deleting_a_task_deletes_its_attachments(client: httpx.Client, owner: User) -> None:
+def test_deleting_a_task_deletes_its_attachments(client: httpx.Client, owner: ApiUser) -> None:
     task = create(client, owner)
     url = f"{TASKS}/{task['id']}/attachments"
     meta = client.post(
@@ -757,7 +738,7 @@ def test_deleting_a_task_deletes_its_attachments(client: httpx.Client, owner: Us
     assert_problem(client.get(f"{url}/{meta['id']}", headers=owner.auth), 404)
 
 
-def test_an_upload_of_10_mib_and_one_byte_is_413(client: httpx.Client, owner: User) -> None:
+def test_an_upload_of_10_mib_and_one_byte_is_413(client: httpx.Client, owner: ApiUser) -> None:
     task = create(client, owner)
 
     response = client.post(
@@ -770,7 +751,7 @@ def test_an_upload_of_10_mib_and_one_byte_is_413(client: httpx.Client, owner: Us
     assert client.get(f"{TASKS}/{task['id']}/attachments", headers=owner.auth).json() == []
 
 
-def test_an_upload_of_exactly_10_mib_is_accepted(client: httpx.Client, owner: User) -> None:
+def test_an_upload_of_exactly_10_mib_is_accepted(client: httpx.Client, owner: ApiUser) -> None:
     task = create(client, owner)
     content = b"\1" * (10 * 1024 * 1024)
 
@@ -784,7 +765,7 @@ def test_an_upload_of_exactly_10_mib_is_accepted(client: httpx.Client, owner: Us
     assert response.json()["sha256"] == hashlib.sha256(content).hexdigest()
 
 
-def test_an_upload_that_is_not_multipart_is_415(client: httpx.Client, owner: User) -> None:
+def test_an_upload_that_is_not_multipart_is_415(client: httpx.Client, owner: ApiUser) -> None:
     task = create(client, owner)
 
     response = client.post(
@@ -796,7 +777,7 @@ def test_an_upload_that_is_not_multipart_is_415(client: httpx.Client, owner: Use
     assert_problem(response, 415)
 
 
-def test_an_upload_without_a_file_part_is_422(client: httpx.Client, owner: User) -> None:
+def test_an_upload_without_a_file_part_is_422(client: httpx.Client, owner: ApiUser) -> None:
     task = create(client, owner)
 
     response = client.post(

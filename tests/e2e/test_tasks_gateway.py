@@ -8,27 +8,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-from taskmesh_localrun.testing import LocalRun
+from taskmesh_localrun.testing import TEST_PASSWORD, ApiUser, LocalRun, register_user
 
 pytestmark = pytest.mark.e2e
 
-PASSWORD = "correct horse battery staple"
+PASSWORD = TEST_PASSWORD
 TASKS = "/api/v1/tasks"
-
-
-@dataclass(frozen=True)
-class User:
-    id: str
-    token: str
-
-    @property
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
 
 
 @pytest.fixture
@@ -37,34 +26,24 @@ def client(suite: LocalRun) -> Iterator[httpx.Client]:
         yield http
 
 
-def register(client: httpx.Client) -> User:
-    email = f"e2e-{uuid.uuid4().hex[:12]}@example.com"
-    response = client.post(
-        "/api/v1/auth/register", json={"email": email, "password": PASSWORD, "name": "Ada"}
-    )
-    assert response.status_code == 201, response.text
-    body = response.json()
-    return User(body["user"]["id"], body["access_token"])
+@pytest.fixture
+def owner(client: httpx.Client) -> ApiUser:
+    return register_user(client)
 
 
 @pytest.fixture
-def owner(client: httpx.Client) -> User:
-    return register(client)
+def assignee(client: httpx.Client) -> ApiUser:
+    return register_user(client)
 
 
-@pytest.fixture
-def assignee(client: httpx.Client) -> User:
-    return register(client)
-
-
-def create(client: httpx.Client, user: User, **fields: Any) -> dict[str, Any]:
+def create(client: httpx.Client, user: ApiUser, **fields: Any) -> dict[str, Any]:
     response = client.post(TASKS, json={"title": "A task", **fields}, headers=user.auth)
     assert response.status_code == 201, response.text
     task: dict[str, Any] = response.json()
     return task
 
 
-def first_page(client: httpx.Client, user: User, **query: Any) -> httpx.Response:
+def first_page(client: httpx.Client, user: ApiUser, **query: Any) -> httpx.Response:
     response = client.get(TASKS, params=query, headers=user.auth)
     assert response.status_code == 200, response.text
     return response
@@ -77,7 +56,7 @@ def titles(response: httpx.Response) -> list[str]:
 # --- the list cache ----------------------------------------------------------------------------
 
 
-def test_a_list_is_a_miss_then_a_hit(client: httpx.Client, owner: User) -> None:
+def test_a_list_is_a_miss_then_a_hit(client: httpx.Client, owner: ApiUser) -> None:
     create(client, owner)
 
     first = first_page(client, owner, sort="due_at")
@@ -87,7 +66,7 @@ def test_a_list_is_a_miss_then_a_hit(client: httpx.Client, owner: User) -> None:
     assert second.json() == first.json()
 
 
-def test_the_cache_is_per_user(client: httpx.Client, owner: User, assignee: User) -> None:
+def test_the_cache_is_per_user(client: httpx.Client, owner: ApiUser, assignee: ApiUser) -> None:
     create(client, owner, title="owner only")
     first_page(client, owner)
 
@@ -96,7 +75,7 @@ def test_the_cache_is_per_user(client: httpx.Client, owner: User, assignee: User
     assert (response.headers["x-cache"], titles(response)) == ("MISS", [])
 
 
-def test_own_writes_are_seen_at_once(client: httpx.Client, owner: User) -> None:
+def test_own_writes_are_seen_at_once(client: httpx.Client, owner: ApiUser) -> None:
     task = create(client, owner, title="v0")
     url = f"{TASKS}/{task['id']}"
     for version in range(1, 8):
@@ -108,7 +87,7 @@ def test_own_writes_are_seen_at_once(client: httpx.Client, owner: User) -> None:
         assert titles(first_page(client, owner)) == [f"v{version}"]
 
 
-def test_creates_and_deletes_are_seen_at_once(client: httpx.Client, owner: User) -> None:
+def test_creates_and_deletes_are_seen_at_once(client: httpx.Client, owner: ApiUser) -> None:
     first_page(client, owner)
     task = create(client, owner, title="fresh")
     assert titles(first_page(client, owner)) == ["fresh"]
@@ -119,7 +98,7 @@ def test_creates_and_deletes_are_seen_at_once(client: httpx.Client, owner: User)
 
 
 def test_the_owners_write_refreshes_the_assignees_list(
-    client: httpx.Client, owner: User, assignee: User
+    client: httpx.Client, owner: ApiUser, assignee: ApiUser
 ) -> None:
     task = create(client, owner, title="before", assignee_id=assignee.id)
     first_page(client, assignee)
@@ -131,7 +110,7 @@ def test_the_owners_write_refreshes_the_assignees_list(
 
 
 def test_the_assignees_write_refreshes_the_owners_list(
-    client: httpx.Client, owner: User, assignee: User
+    client: httpx.Client, owner: ApiUser, assignee: ApiUser
 ) -> None:
     task = create(client, owner, assignee_id=assignee.id)
     first_page(client, owner)
@@ -143,7 +122,7 @@ def test_the_assignees_write_refreshes_the_owners_list(
 
 
 def test_unassigning_refreshes_the_former_assignees_list(
-    client: httpx.Client, owner: User, assignee: User
+    client: httpx.Client, owner: ApiUser, assignee: ApiUser
 ) -> None:
     task = create(client, owner, assignee_id=assignee.id)
     first_page(client, assignee)
@@ -154,7 +133,7 @@ def test_unassigning_refreshes_the_former_assignees_list(
     assert titles(first_page(client, assignee)) == []
 
 
-def test_an_attachment_write_refreshes_the_list(client: httpx.Client, owner: User) -> None:
+def test_an_attachment_write_refreshes_the_list(client: httpx.Client, owner: ApiUser) -> None:
     task = create(client, owner)
     first_page(client, owner)
     first_page(client, owner)
@@ -172,7 +151,7 @@ def test_an_attachment_write_refreshes_the_list(client: httpx.Client, owner: Use
 
 
 def test_a_repeated_post_replays_the_first_answer_and_creates_once(
-    client: httpx.Client, owner: User
+    client: httpx.Client, owner: ApiUser
 ) -> None:
     headers = {**owner.auth, "Idempotency-Key": str(uuid.uuid4())}
 
@@ -186,7 +165,7 @@ def test_a_repeated_post_replays_the_first_answer_and_creates_once(
     assert titles(first_page(client, owner)) == ["once"]
 
 
-def test_concurrent_duplicates_create_once(client: httpx.Client, owner: User) -> None:
+def test_concurrent_duplicates_create_once(client: httpx.Client, owner: ApiUser) -> None:
     headers = {**owner.auth, "Idempotency-Key": str(uuid.uuid4())}
 
     def post(_: int) -> httpx.Response:
@@ -201,7 +180,7 @@ def test_concurrent_duplicates_create_once(client: httpx.Client, owner: User) ->
     assert titles(first_page(client, owner)) == ["race"]
 
 
-def test_the_same_key_with_another_body_is_422(client: httpx.Client, owner: User) -> None:
+def test_the_same_key_with_another_body_is_422(client: httpx.Client, owner: ApiUser) -> None:
     headers = {**owner.auth, "Idempotency-Key": str(uuid.uuid4())}
     client.post(TASKS, json={"title": "one"}, headers=headers)
 
@@ -213,7 +192,7 @@ def test_the_same_key_with_another_body_is_422(client: httpx.Client, owner: User
 
 
 def test_the_same_key_from_another_user_is_their_own(
-    client: httpx.Client, owner: User, assignee: User
+    client: httpx.Client, owner: ApiUser, assignee: ApiUser
 ) -> None:
     key = str(uuid.uuid4())
 
@@ -226,7 +205,7 @@ def test_the_same_key_from_another_user_is_their_own(
     assert theirs.json()["id"] != mine.json()["id"]
 
 
-def test_a_replayed_upload_stores_the_file_once(client: httpx.Client, owner: User) -> None:
+def test_a_replayed_upload_stores_the_file_once(client: httpx.Client, owner: ApiUser) -> None:
     task = create(client, owner)
     url = f"{TASKS}/{task['id']}/attachments"
     headers = {**owner.auth, "Idempotency-Key": str(uuid.uuid4())}
@@ -251,7 +230,7 @@ def test_a_repeated_register_replays_instead_of_conflicting(client: httpx.Client
     assert second.json() == first.json()
 
 
-def test_a_malformed_key_is_400(client: httpx.Client, owner: User) -> None:
+def test_a_malformed_key_is_400(client: httpx.Client, owner: ApiUser) -> None:
     response = client.post(
         TASKS, json={"title": "x"}, headers={**owner.auth, "Idempotency-Key": "k" * 256}
     )

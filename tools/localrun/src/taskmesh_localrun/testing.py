@@ -10,7 +10,9 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,32 @@ import httpx
 
 READY_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 40.0
+TEST_PASSWORD = "correct horse battery staple"  # noqa: S105 - the password of test accounts
+
+
+@dataclass(frozen=True)
+class ApiUser:
+    """A user registered through the public API, with the access token it was given."""
+
+    id: str
+    token: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        """The Authorization header acting as this user."""
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def register_user(client: httpx.Client, name: str = "Ada") -> ApiUser:
+    """Register a fresh account (unique email, TEST_PASSWORD) and return it."""
+    email = f"e2e-{uuid.uuid4().hex[:12]}@example.com"
+    response = client.post(
+        "/api/v1/auth/register", json={"email": email, "password": TEST_PASSWORD, "name": name}
+    )
+    if response.status_code != 201:
+        raise LocalRunError(f"register answered {response.status_code}: {response.text}")
+    body = response.json()
+    return ApiUser(body["user"]["id"], body["access_token"])
 
 
 class LocalRunError(Exception):
