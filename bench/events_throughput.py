@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +27,7 @@ from typing import Any
 import aio_pika
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
+from secantus_process import start_secantus
 from taskmesh.events.v1 import events_pb2
 from taskmesh_chassis.events import (
     Event,
@@ -46,30 +45,6 @@ from taskmesh_chassis.mongo import create_mongo_client
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 RETRY_POLICY = RetryPolicy(delays_s=(1.0,))
 Database = AsyncDatabase[dict[str, Any]]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def start_secantus(storage: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "secantus", "--port", str(port), "--storage-path", storage],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return process, f"mongodb://127.0.0.1:{port}/?directConnection=true"
-        time.sleep(0.1)
-    process.terminate()
-    raise SystemExit("SecantusDB did not start within 30 s")
 
 
 async def wait_for(check: Callable[[], Awaitable[bool]], timeout_s: float = 600) -> float:

@@ -22,9 +22,7 @@ import argparse
 import asyncio
 import random
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,6 +37,7 @@ from bson import ObjectId
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from google.protobuf.field_mask_pb2 import FieldMask
 from pymongo import AsyncMongoClient
+from secantus_process import free_port, start_secantus
 from taskmesh.common.v1 import common_pb2
 from taskmesh.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 from taskmesh_chassis.events import Outbox
@@ -60,30 +59,6 @@ SORTS = {
     "-created_at": tasks_pb2.SORT_CREATED_AT_DESC,
     "due_at": tasks_pb2.SORT_DUE_AT_ASC,
 }
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def start_secantus(storage: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "secantus", "--port", str(port), "--storage-path", storage],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return process, f"mongodb://127.0.0.1:{port}/?directConnection=true"
-        time.sleep(0.1)
-    process.terminate()
-    raise SystemExit("SecantusDB did not start within 30 s")
 
 
 def mint(key: Ed25519PrivateKey, user_id: str) -> str:
