@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -116,13 +115,6 @@ def app(auth_service: FakeAuthService, open_gate: Any, login_guard: Any, me_cach
     app.state.login_guard = login_guard
     app.state.me_cache = me_cache
     return app
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
-        yield client
 
 
 @pytest.fixture

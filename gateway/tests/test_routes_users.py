@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -107,13 +106,6 @@ def app(users_service: FakeUsersService, open_gate: Any) -> FastAPI:
     app.state.clients = ServiceClientsStandIn(users_service)
     app.state.gatekeeper = open_gate
     return app
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
-        yield client
 
 
 def sign_in(app: FastAPI, role: Role) -> None:
