@@ -2,8 +2,9 @@
 
 envelope  the CloudEvents envelope around a protobuf payload: Event, encode, decode
 outbox    Outbox.transaction(): a state change and its events in one MongoDB transaction
-relay     OutboxRelay: publishes pending outbox events with confirms, marks them sent;
-          BackgroundRelay: starts one once RabbitMQ answers, as a service's hooks
+relay     OutboxRelay: publishes pending outbox events with confirms, marks them sent
+background BackgroundRelay, BackgroundConsumer: start a relay or consumer once RabbitMQ
+          answers, as a service's start-up and shutdown hooks
 lease     which instance of a service runs the relay
 consumer  EventConsumer: handlers applied once per event id, retries, dead letters
 retry     RetryPolicy: attempts and the wait before each retry
@@ -15,16 +16,18 @@ settings  EventSettings: the EVENTS_* variables
 dlq       dead-letter inspection and replay; `python -m taskmesh_chassis.events.dlq`
 """
 
+from taskmesh_chassis.events.background import BackgroundConsumer, BackgroundRelay
 from taskmesh_chassis.events.broker import connect_broker
 from taskmesh_chassis.events.consumer import EventConsumer, Handler, UnprocessableEvent
 from taskmesh_chassis.events.envelope import Event, MalformedEvent, decode_event, encode_event
 from taskmesh_chassis.events.outbox import Outbox, UnitOfWork
-from taskmesh_chassis.events.relay import BackgroundRelay, OutboxRelay
+from taskmesh_chassis.events.relay import OutboxRelay
 from taskmesh_chassis.events.retry import RetryPolicy
 from taskmesh_chassis.events.settings import EventSettings
 from taskmesh_chassis.events.topology import EventTopology
 
 __all__ = [
+    "BackgroundConsumer",
     "BackgroundRelay",
     "Event",
     "EventConsumer",

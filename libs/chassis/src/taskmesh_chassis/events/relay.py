@@ -24,7 +24,7 @@ from aio_pika.abc import AbstractExchange, AbstractRobustChannel, AbstractRobust
 from pymongo.errors import OperationFailure, PyMongoError
 
 from taskmesh_chassis.events import metrics
-from taskmesh_chassis.events.broker import BROKER_ERRORS, connect_broker
+from taskmesh_chassis.events.broker import BROKER_ERRORS
 from taskmesh_chassis.events.envelope import CONTENT_TYPE
 from taskmesh_chassis.events.lease import RelayLease
 from taskmesh_chassis.events.outbox import Outbox, OutboxRecord
@@ -279,63 +279,3 @@ class OutboxRelay:
                 failures += 1
                 log.warning("outbox.change_stream_failed", source=self._source, error=str(error))
                 await asyncio.sleep(backoff_s(failures))
-
-
-class BackgroundRelay:
-    """Starts an outbox relay once RabbitMQ answers, without holding up the service's start.
-
-    Events wait in the outbox meanwhile; the relay publishes them as soon as it runs. Its
-    `start` and `stop` are the service's start-up and shutdown hooks.
-    """
-
-    def __init__(
-        self,
-        outbox: Outbox,
-        amqp_url: str,
-        *,
-        connection_name: str,
-        topology: EventTopology | None = None,
-    ) -> None:
-        self._outbox = outbox
-        self._amqp_url = amqp_url
-        self._connection_name = connection_name
-        self._topology = topology
-        self._task: asyncio.Task[None] | None = None
-        self._relay: OutboxRelay | None = None
-        self._broker: AbstractRobustConnection | None = None
-
-    async def start(self) -> None:
-        """Start connecting and relaying in the background."""
-        self._task = asyncio.create_task(self._connect_and_relay(), name="outbox-relay-start")
-
-    async def stop(self) -> None:
-        """Stop relaying (finishing the batch in flight) and close the broker connection."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._relay is not None:
-            await self._relay.stop()
-        if self._broker is not None:
-            with contextlib.suppress(*BROKER_ERRORS):
-                await self._broker.close()
-
-    async def _connect_and_relay(self) -> None:
-        failures = 0
-        while True:
-            try:
-                if self._broker is None:
-                    self._broker = await connect_broker(
-                        self._amqp_url, connection_name=self._connection_name
-                    )
-                relay = OutboxRelay(self._outbox, self._broker, topology=self._topology)
-                await relay.start()
-                self._relay = relay
-                return
-            except (*BROKER_ERRORS, PyMongoError) as error:
-                failures += 1
-                delay = backoff_s(failures)
-                log.warning(
-                    "outbox.relay_start_failed", error_type=type(error).__name__, retry_in_s=delay
-                )
-                await asyncio.sleep(delay)
