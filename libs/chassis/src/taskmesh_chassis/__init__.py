@@ -11,5 +11,6 @@ mongo        the async MongoDB client, index creation, ping
 metrics      Prometheus RPC metrics and the /metrics endpoint
 service      a service's life from settings to shutdown (GrpcService, ServiceParts)
 events       the event backbone: outbox, relay, consumers, dead letters
+cache_keys   Redis keys several processes share (the task-list cache generation)
 testing      pytest fixtures and the contract every service's tests run
 """

@@ -18,7 +18,13 @@ from aio_pika.abc import AbstractIncomingMessage
 from pymongo.asynchronous.client_session import AsyncClientSession
 from taskmesh.events.v1 import events_pb2
 from taskmesh_chassis.context import RequestContext
-from taskmesh_chassis.events import Event, EventTopology, Outbox, UnprocessableEvent
+from taskmesh_chassis.events import (
+    Event,
+    EventTopology,
+    Outbox,
+    UnprocessableEvent,
+    call_after_commit,
+)
 from taskmesh_chassis.events.dlq import DeadLetterQueue
 from taskmesh_chassis.events.envelope import decode_event, encode_event, new_event
 from taskmesh_chassis.events.lease import LEASE_COLLECTION
@@ -461,3 +467,39 @@ async def test_a_handler_emits_events_that_commit_with_its_effect(
     ]
     assert (emitted.source, emitted.request_id) == ("taskmesh/notifications", "req-cause")
     assert await consumer_db["effects"].count_documents({"event_id": cause.id}) == 1
+
+
+async def test_after_commit_callbacks_run_once_the_effect_is_committed_and_never_on_abort(
+    consumer_db: Database, brokers: Brokers, backbone: Backbone
+) -> None:
+    effects = EffectLog(consumer_db)
+    seen_at_callback: list[int] = []
+    committed = asyncio.Event()
+
+    def after_commit() -> None:
+        task = asyncio.ensure_future(effects.count())
+        task.add_done_callback(
+            lambda done: (seen_at_callback.append(done.result()), committed.set())
+        )
+
+    async def handle(event: Event, session: AsyncClientSession) -> None:
+        call_after_commit(after_commit)
+        await effects.handle(event, session)
+
+    effects.failing_subjects.add("t-bad")
+    broker, _ = await brokers.connect("consumer")
+    await backbone.consumer("committer", consumer_db, broker, {"task.deleted": handle})
+    failing = event_of("task.deleted", payload_number(1, "t-bad"), "t-bad")
+    await publish_raw(backbone.topology, encode_event(failing), "task.deleted", failing.id)
+    await asyncio.sleep(0.5)
+    assert not committed.is_set()
+
+    good = event_of("task.deleted", payload_number(2, "t-good"), "t-good")
+    await publish_raw(backbone.topology, encode_event(good), "task.deleted", good.id)
+    await asyncio.wait_for(committed.wait(), timeout=5)
+    assert seen_at_callback == [1]
+
+
+def test_after_commit_outside_a_handler_is_refused() -> None:
+    with pytest.raises(RuntimeError):
+        call_after_commit(lambda: None)

@@ -18,7 +18,12 @@ dlq       dead-letter inspection and replay; `python -m taskmesh_chassis.events.
 
 from taskmesh_chassis.events.background import BackgroundConsumer, BackgroundRelay
 from taskmesh_chassis.events.broker import connect_broker
-from taskmesh_chassis.events.consumer import EventConsumer, Handler, UnprocessableEvent
+from taskmesh_chassis.events.consumer import (
+    EventConsumer,
+    Handler,
+    UnprocessableEvent,
+    call_after_commit,
+)
 from taskmesh_chassis.events.envelope import Event, MalformedEvent, decode_event, encode_event
 from taskmesh_chassis.events.outbox import Outbox, UnitOfWork
 from taskmesh_chassis.events.relay import OutboxRelay
@@ -40,6 +45,7 @@ __all__ = [
     "RetryPolicy",
     "UnitOfWork",
     "UnprocessableEvent",
+    "call_after_commit",
     "connect_broker",
     "decode_event",
     "encode_event",

@@ -1,7 +1,10 @@
 """A service's relay and consumer as start-up and shutdown hooks that never hold up its start.
 
 Each connects to RabbitMQ in the background, retrying with backoff until the broker answers,
-and only then starts its part; the service serves meanwhile. Events wait in the outbox (for
+and only then starts its part; the service serves meanwhile. `start` returns after the first
+attempt (at most `FIRST_ATTEMPT_WAIT_S`): with the broker up, the consumer's queue is declared
+and bound before the service opens its port, so a process started after it (in `make run`,
+auth, whose events it consumes) publishes nothing the queue misses. Events wait in the outbox (for
 the relay) or in the service's durable queue (for the consumer) until then. Each part opens
 its own connection: RabbitMQ's flow control blocks a publishing connection, and a consumer
 should never be slowed by that.
@@ -29,6 +32,8 @@ from taskmesh_chassis.mongo import Document
 
 log = structlog.get_logger(__name__)
 
+FIRST_ATTEMPT_WAIT_S = 5.0
+
 
 class _Part(Protocol):
     async def start(self) -> None: ...
@@ -47,13 +52,17 @@ class _Background:
         self._part: _Part | None = None
         self._broker: AbstractRobustConnection | None = None
         self.started = asyncio.Event()
+        self._first_attempt_done = asyncio.Event()
 
     def _build(self, broker: AbstractRobustConnection) -> _Part:
         raise NotImplementedError
 
     async def start(self) -> None:
-        """Start connecting and, once connected, the part, in the background."""
+        """Start connecting and, once connected, the part; return after the first attempt."""
         self._task = asyncio.create_task(self._connect_and_start(), name=f"{self._what}-start")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(FIRST_ATTEMPT_WAIT_S):
+                await self._first_attempt_done.wait()
 
     async def stop(self) -> None:
         """Stop the part (letting its work in flight finish) and close the connection."""
@@ -79,8 +88,10 @@ class _Background:
                 await part.start()
                 self._part = part
                 self.started.set()
+                self._first_attempt_done.set()
                 return
             except (*BROKER_ERRORS, PyMongoError) as error:
+                self._first_attempt_done.set()
                 failures += 1
                 delay = backoff_s(failures)
                 log.warning(

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -62,6 +63,23 @@ DEFAULT_PROCESSED_TTL_S: Final = 30 * 24 * 3600.0
 _TRANSACTION_ATTEMPTS: Final = 3
 
 Handler = Callable[[Event, AsyncClientSession], Awaitable[None]]
+
+
+_after_commit: ContextVar[list[Callable[[], None]] | None] = ContextVar(
+    "taskmesh_event_after_commit", default=None
+)
+
+
+def call_after_commit(callback: Callable[[], None]) -> None:
+    """From inside a handler: run `callback` once the handler's transaction has committed.
+
+    For in-process signals about what the handler stored (wake a worker that reads it); the
+    callback is not called when the transaction aborts, and must not raise or block.
+    """
+    pending = _after_commit.get()
+    if pending is None:
+        raise RuntimeError("call_after_commit is only for event handlers, while they run")
+    pending.append(callback)
 
 
 class UnprocessableEvent(Exception):
@@ -303,6 +321,8 @@ class EventConsumer:
         client = self._database.client
         attempt = 1
         while True:
+            after_commit: list[Callable[[], None]] = []
+            token = _after_commit.set(after_commit)
             try:
                 async with (
                     client.start_session() as session,
@@ -321,6 +341,8 @@ class EventConsumer:
                     except DuplicateKeyError:
                         raise _AlreadyProcessed from None
                     await handler(event, session)
+                for callback in after_commit:
+                    callback()
                 return False
             except _AlreadyProcessed:
                 return True
@@ -329,6 +351,8 @@ class EventConsumer:
                 if not transient or attempt >= _TRANSACTION_ATTEMPTS:
                     raise
                 log.info("event.transaction_retried", attempt=attempt, **event.log_fields())
+            finally:
+                _after_commit.reset(token)
             attempt += 1
 
     async def _after_failure(
