@@ -104,3 +104,21 @@ def test_me_documents_the_cache_header(document: dict[str, Any]) -> None:
 
     assert "X-Cache" in answer["headers"]
     assert answer["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/User"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "statuses"),
+    [
+        ("get", "/api/v1/users/me", {"200", "401", "404"}),
+        ("delete", "/api/v1/users/me", {"204", "401", "409"}),
+        ("get", "/api/v1/users/lookup", {"200", "401", "404", "422"}),
+        ("get", "/api/v1/users", {"200", "401", "403", "422"}),
+        ("get", "/api/v1/users/{id}", {"200", "401", "403", "404"}),
+        ("patch", "/api/v1/users/{id}", {"200", "401", "403", "404", "409", "422"}),
+        ("delete", "/api/v1/users/{id}", {"204", "401", "403", "404", "409"}),
+    ],
+)
+def test_user_routes_document_their_answers(
+    document: dict[str, Any], method: str, path: str, statuses: set[str]
+) -> None:
+    assert statuses <= set(document["paths"][path][method]["responses"])

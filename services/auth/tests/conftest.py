@@ -24,6 +24,7 @@ from taskmesh_chassis.identity import (
     not_before_key,
     revoked_session_key,
 )
+from taskmesh_chassis.testing import find_free_port
 
 TEST_REDIS_URL = "redis://127.0.0.1:6379/13"
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -70,6 +71,8 @@ async def auth_settings(
         jwt_signing_key=private_key_pem(signing_key).decode(),
         access_token_ttl_s=60,
         shutdown_grace_s=1.0,
+        # Nothing listens there: register logs the failed profile call and succeeds.
+        users_grpc_target=f"127.0.0.1:{find_free_port()}",
     )
     yield settings
     await forget_revocation_keys(settings, redis)

@@ -21,6 +21,7 @@ from taskmesh_auth.domain import (
     Session,
     User,
 )
+from taskmesh_auth.profiles import NewProfile, ProfileNotCreated
 from taskmesh_auth.service import AuthService, TokenPair
 from taskmesh_auth.tokens import AccessTokens, KeyStore
 
@@ -89,6 +90,19 @@ class FakeRevocationStore:
     async def forget_cached_me(self, user_id: str) -> None:
         self._check()
         self.forgotten_me.append(user_id)
+
+
+@dataclass
+class FakeProfileCreator:
+    """Records the profiles asked for; `failure`, a gRPC code name, makes every request fail."""
+
+    created: list[NewProfile] = field(default_factory=list)
+    failure: str | None = None
+
+    async def create_profile(self, profile: NewProfile) -> None:
+        if self.failure is not None:
+            raise ProfileNotCreated(self.failure)
+        self.created.append(profile)
 
 
 @dataclass
@@ -252,6 +266,7 @@ class Harness:
     store: FakeAuthStore
     passwords: FakePasswordHasher
     revocation: FakeRevocationStore
+    profiles: FakeProfileCreator
     clock: FakeClock
     tokens: AccessTokens
 
@@ -262,6 +277,7 @@ def make_harness(
     store = FakeAuthStore()
     passwords = FakePasswordHasher()
     revocation = FakeRevocationStore()
+    profiles = FakeProfileCreator()
     clock = FakeClock()
     tokens = AccessTokens(
         KeyStore(Ed25519PrivateKey.generate()),
@@ -274,11 +290,12 @@ def make_harness(
         passwords,
         tokens,
         revocation,
+        profiles,
         refresh_token_ttl_s=refresh_ttl_s,
         reset_token_ttl_s=reset_ttl_s,
         clock=clock,
     )
-    return Harness(service, store, passwords, revocation, clock, tokens)
+    return Harness(service, store, passwords, revocation, profiles, clock, tokens)
 
 
 def actor_of(harness: Harness, tokens: TokenPair) -> Actor:

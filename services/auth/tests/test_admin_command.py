@@ -12,6 +12,8 @@ from taskmesh_auth.tokens import load_key_store
 from taskmesh_chassis.events import Outbox
 from taskmesh_chassis.mongo import create_mongo_client
 
+from .fakes import FakeProfileCreator
+
 pytestmark = pytest.mark.integration
 
 PASSWORD = "correct horse battery staple"
@@ -50,7 +52,12 @@ async def test_promotes_an_existing_account_keeping_its_password(
     redis = create_redis(auth_settings)
     database = mongo[auth_settings.mongodb_database]
     service, store = build_auth_service(
-        auth_settings, database, redis, load_key_store(auth_settings), Outbox(database, source="t")
+        auth_settings,
+        database,
+        redis,
+        load_key_store(auth_settings),
+        Outbox(database, source="t"),
+        FakeProfileCreator(),
     )
     try:
         await service.register("ada@example.com", PASSWORD, "Ada")

@@ -50,3 +50,32 @@ def test_placeholder_bootstrap_password_is_refused_outside_development() -> None
             bootstrap_admin_email="root@example.com",
             bootstrap_admin_password="admin",
         )
+
+
+def test_register_asks_the_local_users_service_within_a_second_by_default() -> None:
+    settings = AuthSettings()
+
+    assert (settings.users_grpc_target, settings.profile_create_timeout_s) == (
+        "127.0.0.1:50052",
+        1.0,
+    )
+
+
+def test_users_target_and_profile_deadline_come_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("USERS_GRPC_TARGET", "users.taskmesh.svc:50052")
+    monkeypatch.setenv("PROFILE_CREATE_TIMEOUT_S", "0.5")
+
+    settings = AuthSettings()
+
+    assert (settings.users_grpc_target, settings.profile_create_timeout_s) == (
+        "users.taskmesh.svc:50052",
+        0.5,
+    )
+
+
+@pytest.mark.parametrize("timeout_s", [0, -1, 31])
+def test_the_profile_deadline_is_positive_and_short(timeout_s: float) -> None:
+    with pytest.raises(ValidationError):
+        AuthSettings(profile_create_timeout_s=timeout_s)

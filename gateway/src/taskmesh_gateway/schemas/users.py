@@ -6,7 +6,8 @@ import zoneinfo
 from functools import cache
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, StringConstraints, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, StrictBool, StringConstraints, WithJsonSchema
+from taskmesh.auth.v1 import auth_pb2
 from taskmesh.users.v1 import users_pb2
 
 from taskmesh_gateway.schemas.auth import Name, Role, role_from_proto, role_to_proto
@@ -71,7 +72,7 @@ class ProfileUpdate(PartialUpdate):
     name: Name | None = None
     bio: Bio | None = None
     timezone: TimeZone | None = None
-    email_notifications: bool | None = None
+    email_notifications: StrictBool | None = None
 
     def to_proto(self) -> users_pb2.UpdateProfileRequest:
         """The UpdateProfile RPC message, with only the given fields set."""
@@ -82,11 +83,11 @@ class UserUpdate(PartialUpdate):
     """An admin's change to a user's role or active flag; omitted fields stay unchanged."""
 
     role: Role | None = None
-    active: bool | None = None
+    active: StrictBool | None = None
 
-    def to_proto(self, user_id: str) -> users_pb2.UpdateUserRequest:
-        """The UpdateUser RPC message, with only the given fields set."""
-        request = users_pb2.UpdateUserRequest(user_id=user_id)
+    def to_proto(self, user_id: str) -> auth_pb2.UpdateUserRequest:
+        """The auth service's UpdateUser message (auth owns role and active), given fields only."""
+        request = auth_pb2.UpdateUserRequest(user_id=user_id)
         if self.role is not None:
             request.role = role_to_proto(self.role)
         if self.active is not None:
@@ -108,6 +109,14 @@ def profile_from_proto(profile: users_pb2.Profile) -> Profile:
         created_at=datetime_from_proto(profile.created_at),
         updated_at=datetime_from_proto(profile.updated_at),
     )
+
+
+def with_standing_of(profile: Profile, user: auth_pb2.User) -> Profile:
+    """The profile with role and active flag as auth, their authority, answered them.
+
+    The users service's copies follow by event a moment later; an answer must not wait for them.
+    """
+    return profile.model_copy(update={"role": role_from_proto(user.role), "active": user.active})
 
 
 def profile_page_from_proto(response: users_pb2.ListUsersResponse) -> ProfilePage:

@@ -23,6 +23,7 @@ from taskmesh_chassis.service import load_settings
 
 from taskmesh_auth.events import EVENT_SOURCE
 from taskmesh_auth.main import build_auth_service, create_redis
+from taskmesh_auth.profiles import UsersProfileCreator, create_users_channel
 from taskmesh_auth.repository import INDEXES
 from taskmesh_auth.service import AdminOutcome, PasswordRequired
 from taskmesh_auth.settings import AuthSettings
@@ -56,10 +57,14 @@ async def ensure_admin_account(
     database = mongo[settings.mongodb_database]
     redis = create_redis(settings)
     outbox = Outbox(database, source=EVENT_SOURCE)
+    users_channel = create_users_channel(
+        settings.users_grpc_target, settings.profile_create_timeout_s
+    )
+    profiles = UsersProfileCreator.over(users_channel, timeout_s=settings.profile_create_timeout_s)
     try:
         await ensure_indexes(database, {**INDEXES, **outbox.indexes()})
         service, store = build_auth_service(
-            settings, database, redis, load_key_store(settings), outbox
+            settings, database, redis, load_key_store(settings), outbox, profiles
         )
         await store.prepare()
         try:
@@ -67,6 +72,7 @@ async def ensure_admin_account(
         except PasswordRequired:
             return await service.ensure_admin(email, prompt(), require_password_match=False)
     finally:
+        await users_channel.close()
         await redis.aclose()
         await mongo.close()
 

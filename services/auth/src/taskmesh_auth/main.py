@@ -17,6 +17,7 @@ from taskmesh_chassis.service import GrpcService, ServiceParts
 from taskmesh_auth.events import EVENT_SOURCE
 from taskmesh_auth.grpc_api import SERVICE_NAME, AuthServicer
 from taskmesh_auth.passwords import Argon2PasswordHasher
+from taskmesh_auth.profiles import ProfileCreator, UsersProfileCreator, create_users_channel
 from taskmesh_auth.repository import INDEXES, MongoAuthStore
 from taskmesh_auth.revocation import RedisRevocationStore
 from taskmesh_auth.service import AuthService
@@ -42,8 +43,9 @@ def build_auth_service(
     redis: Redis,
     keys: KeyStore,
     outbox: Outbox,
+    profiles: ProfileCreator,
 ) -> tuple[AuthService, MongoAuthStore]:
-    """Wire the use cases to MongoDB, Redis, argon2 and the signing keys."""
+    """Wire the use cases to MongoDB, Redis, argon2, the signing keys and the users service."""
     store = MongoAuthStore(database, outbox)
     service = AuthService(
         store,
@@ -58,6 +60,7 @@ def build_auth_service(
             ttl_s=settings.access_token_ttl_s,
         ),
         RedisRevocationStore(redis, access_token_ttl_s=settings.access_token_ttl_s),
+        profiles,
         refresh_token_ttl_s=settings.refresh_token_ttl_s,
         reset_token_ttl_s=settings.reset_token_ttl_s,
     )
@@ -79,14 +82,19 @@ async def ensure_bootstrap_admin(settings: AuthSettings, service: AuthService) -
 async def compose(settings: AuthSettings, database: AsyncDatabase[Document]) -> ServiceParts:
     """Load the keys, wire the use cases, ensure the admin; relay events in the background.
 
-    Auth's own signing keys also verify its callers, with no round trip to itself.
+    Auth's own signing keys also verify its callers, with no round trip to itself. The
+    channel to the users service connects lazily: auth starts and registers without it.
     """
     keys = load_key_store(settings)
     log.info("auth.signing_key_loaded", kid=keys.signing_kid, published=len(keys.jwks()))
     redis = create_redis(settings)
     outbox = Outbox(database, source=EVENT_SOURCE)
     await ensure_indexes(database, outbox.indexes())
-    service, store = build_auth_service(settings, database, redis, keys, outbox)
+    users_channel = create_users_channel(
+        settings.users_grpc_target, settings.profile_create_timeout_s
+    )
+    profiles = UsersProfileCreator.over(users_channel, timeout_s=settings.profile_create_timeout_s)
+    service, store = build_auth_service(settings, database, redis, keys, outbox, profiles)
     await store.prepare()
     await service.start()
     await ensure_bootstrap_admin(settings, service)
@@ -100,7 +108,7 @@ async def compose(settings: AuthSettings, database: AsyncDatabase[Document]) -> 
     return ServiceParts(
         [ServicerRegistration(add_servicer, AuthServicer(service), SERVICE_NAME)],
         on_startup=[relay.start],
-        on_shutdown=[redis.aclose, relay.stop, service.stop],
+        on_shutdown=[users_channel.close, redis.aclose, relay.stop, service.stop],
         jwks_provider=StaticJwksProvider(keys.public_keys()),
     )
 

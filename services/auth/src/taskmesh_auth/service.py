@@ -48,6 +48,7 @@ from taskmesh_auth.domain import (
     removes_an_active_admin,
 )
 from taskmesh_auth.passwords import PasswordHasher
+from taskmesh_auth.profiles import NewProfile, ProfileCreator, ProfileNotCreated
 from taskmesh_auth.repository import AuthStore, AuthTransaction
 from taskmesh_auth.revocation import RevocationStore
 from taskmesh_auth.tokens import AccessTokens, PublicJwk, hash_opaque_token, new_opaque_token
@@ -83,7 +84,7 @@ class PasswordRequired(Exception):
 
 
 class AuthService:
-    """The use cases, over the store, the password hasher, the tokens and revocation."""
+    """The use cases, over the store, the password hasher, the tokens, revocation and profiles."""
 
     def __init__(
         self,
@@ -91,6 +92,7 @@ class AuthService:
         passwords: PasswordHasher,
         access_tokens: AccessTokens,
         revocation: RevocationStore,
+        profiles: ProfileCreator,
         *,
         refresh_token_ttl_s: int,
         reset_token_ttl_s: int,
@@ -100,6 +102,7 @@ class AuthService:
         self._passwords = passwords
         self._access_tokens = access_tokens
         self._revocation = revocation
+        self._profiles = profiles
         self._refresh_ttl = timedelta(seconds=refresh_token_ttl_s)
         self._reset_ttl = timedelta(seconds=reset_token_ttl_s)
         self._clock = clock
@@ -118,7 +121,11 @@ class AuthService:
     # --- sign-up, sign-in, sessions ---------------------------------------------------------
 
     async def register(self, email: str, password: str, name: str) -> tuple[User, TokenPair]:
-        """Create an account and its first session; EmailTaken when the email is taken."""
+        """Create an account, its first session and its profile; EmailTaken for a taken email.
+
+        The profile is asked of the users service once the account is committed; whether
+        that works or not, the account stands (see `_create_profile`).
+        """
         email, name = check_registration(email, password, name)
         password_hash = await self._passwords.hash(password)
         now = self._clock()
@@ -141,7 +148,9 @@ class AuthService:
 
         await self._store.run_in_transaction(create)
         log.info("auth.registered", user_id=user.id, session_id=session.id)
-        return user, self._token_pair(user, session, refresh_token, now)
+        tokens = self._token_pair(user, session, refresh_token, now)
+        await self._create_profile(user, name, tokens.access_token)
+        return user, tokens
 
     async def login(self, email: str, password: str) -> TokenPair:
         """Open a session; WrongCredentials for an unknown email or a wrong password alike."""
@@ -468,6 +477,18 @@ class AuthService:
             await self.start()
         assert self._dummy_hash is not None
         return self._dummy_hash
+
+    async def _create_profile(self, user: User, name: str, access_token: str) -> None:
+        """Have the profile exist when register answers, with the new account's own token.
+
+        A failure leaves the account registered: the users service creates the same profile
+        from the `user.registered` event committed with it.
+        """
+        profile = NewProfile(user_id=user.id, role=user.role, name=name, access_token=access_token)
+        try:
+            await self._profiles.create_profile(profile)
+        except ProfileNotCreated as failure:
+            log.warning("auth.profile_create_failed", user_id=user.id, grpc_code=failure.grpc_code)
 
     async def _rehash(self, user: User, password: str) -> None:
         new_hash = await self._passwords.hash(password)

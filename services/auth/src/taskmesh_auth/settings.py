@@ -15,7 +15,7 @@ MIN_PASSWORD_HASH_TIME_COST = 2
 
 
 class AuthSettings(GrpcServiceSettings, EventSettings):
-    """Settings of the auth service: the common ones, its ports, tokens, keys and passwords."""
+    """Settings of the auth service: the common ones, its ports, tokens, keys, passwords, users."""
 
     service_name: ClassVar[str] = "auth"
 
@@ -46,6 +46,10 @@ class AuthSettings(GrpcServiceSettings, EventSettings):
     )
 
     redis_timeout_s: float = Field(default=2.0, gt=0)
+
+    # Where register asks for the new account's profile, and how long it waits for it.
+    users_grpc_target: str = Field(default="127.0.0.1:50052", min_length=1)
+    profile_create_timeout_s: float = Field(default=1.0, gt=0, le=30)
 
     @field_validator(
         "jwt_signing_key", "bootstrap_admin_email", "bootstrap_admin_password", mode="before"
