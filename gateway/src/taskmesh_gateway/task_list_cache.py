@@ -9,7 +9,9 @@ filled under the old one, which nobody reads any more — so a slow reader racin
 plants a stale page. Orphaned entries expire with their TTL.
 
 Every task write increments the generation of each user it affected (the service names them in
-the `x-affected-user-ids` trailing metadata) and of the caller, before its answer is sent.
+the `x-affected-user-ids` trailing metadata) and of the caller, before its answer is sent. The
+tasks service increments it too, for the users an account deletion's purge affected; the key
+and its TTL are defined once for both in `taskmesh_chassis.cache_keys`.
 """
 
 from __future__ import annotations
@@ -19,15 +21,10 @@ from dataclasses import dataclass
 from typing import Final
 
 from redis.asyncio import Redis
+from taskmesh_chassis.cache_keys import TASK_LIST_GENERATION_TTL_S as GENERATION_TTL_S
+from taskmesh_chassis.cache_keys import task_list_generation_key as generation_key
 
 TASK_LIST_TTL_S: Final = 5 * 60
-GENERATION_TTL_S: Final = 24 * 60 * 60
-"""Far beyond any entry's life, so a counter that expires unused can restart from zero safely."""
-
-
-def generation_key(user_id: str) -> str:
-    """The Redis key of a user's cache generation."""
-    return f"taskmesh:tasks:gen:{user_id}"
 
 
 def entry_key(user_id: str, generation: bytes, query_key: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -10,7 +10,14 @@ from typing import Any, TypeVar
 from bson import ObjectId
 from google.protobuf.message import Message
 from taskmesh_tasks.directory import UserState
-from taskmesh_tasks.domain import AssigneeCheckUnavailable, Attachment, Change, Task, Viewer
+from taskmesh_tasks.domain import (
+    AssigneeCheckUnavailable,
+    Attachment,
+    Change,
+    PurgeJob,
+    Task,
+    Viewer,
+)
 from taskmesh_tasks.listing import ListQuery, sort_key_of
 from taskmesh_tasks.repository import scope_branches
 from taskmesh_tasks.service import TasksService
@@ -89,6 +96,19 @@ class FakeTaskStore:
                 if (order(task) < position if query.sort.descending else order(task) > position)
             ]
         return found[: query.limit + 1]
+
+    async def owned_batches(self, user_id: str, size: int) -> AsyncIterator[list[Task]]:
+        for batch in self._batches([t for t in self.tasks.values() if t.owner_id == user_id], size):
+            yield batch
+
+    async def assigned_batches(self, user_id: str, size: int) -> AsyncIterator[list[Task]]:
+        assigned = [t for t in self.tasks.values() if t.assignee_id == user_id]
+        for batch in self._batches(assigned, size):
+            yield batch
+
+    @staticmethod
+    def _batches(tasks: list[Task], size: int) -> list[list[Task]]:
+        return [tasks[start : start + size] for start in range(0, len(tasks), size)]
 
     async def run_in_transaction(self, work: Callable[[Any], Awaitable[T]]) -> T:
         tx = FakeTransaction(self)
@@ -238,3 +258,52 @@ def make_harness(*, max_upload_bytes: int = 64) -> Harness:
 async def byte_stream(*chunks: bytes) -> AsyncIterator[bytes]:
     for chunk in chunks:
         yield chunk
+
+
+@dataclass
+class FakePurgeJobs:
+    """Purge jobs in a dict, with the leases' rules of the MongoDB store."""
+
+    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    async def record(self, job: PurgeJob, session: Any) -> None:
+        never = datetime.min.replace(tzinfo=UTC)
+        self.jobs.setdefault(job.user_id, {"job": job, "claimed_until": never, "claimed_by": None})
+
+    async def claimable(self, now: datetime, limit: int) -> list[PurgeJob]:
+        found = [entry["job"] for entry in self.jobs.values() if entry["claimed_until"] < now]
+        return found[:limit]
+
+    async def claim(self, user_id: str, holder: str, now: datetime, until: datetime) -> bool:
+        entry = self.jobs.get(user_id)
+        if entry is None or entry["claimed_until"] >= now:
+            return False
+        entry.update(claimed_until=until, claimed_by=holder)
+        return True
+
+    async def renew(self, user_id: str, holder: str, until: datetime) -> bool:
+        entry = self.jobs.get(user_id)
+        if entry is None or entry["claimed_by"] != holder:
+            return False
+        entry["claimed_until"] = until
+        return True
+
+    async def release(self, user_id: str, holder: str, claimable_at: datetime) -> None:
+        entry = self.jobs.get(user_id)
+        if entry is not None and entry["claimed_by"] == holder:
+            entry.update(claimed_until=claimable_at, claimed_by=None)
+
+    async def finish(self, user_id: str, holder: str) -> None:
+        if self.jobs.get(user_id, {}).get("claimed_by") == holder:
+            del self.jobs[user_id]
+
+
+@dataclass
+class RecordingLists:
+    """A task-list invalidator that remembers whom it invalidated."""
+
+    invalidated: list[set[str]] = field(default_factory=list)
+
+    async def invalidate(self, user_ids: Collection[str]) -> bool:
+        self.invalidated.append(set(user_ids))
+        return True

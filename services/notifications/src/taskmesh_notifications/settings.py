@@ -1,15 +1,16 @@
-"""Configuration of the notifications service (docs/processes.md)."""
+"""Configuration of the notifications service (docs/processes.md, docs/notifications.md)."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
 from pydantic import SecretStr
+from taskmesh_chassis.events import EventSettings
 from taskmesh_chassis.settings import GrpcServiceSettings, Port
 
 
-class NotificationsSettings(GrpcServiceSettings):
-    """Settings of the notifications service: the common ones, with its own ports."""
+class NotificationsSettings(GrpcServiceSettings, EventSettings):
+    """Settings of the notifications service: the common ones, its ports, events and SMTP."""
 
     service_name: ClassVar[str] = "notifications"
 

@@ -338,6 +338,18 @@ def new_task(task_id: str, owner_id: str, fields: TaskFields, now: datetime) -> 
     )
 
 
+# --- account deletion --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeJob:
+    """A deleted account whose tasks are still to be deleted and assignments undone."""
+
+    user_id: str
+    actor_id: str
+    requested_at: datetime
+
+
 # --- attachments -------------------------------------------------------------------------
 
 

@@ -1,4 +1,5 @@
-"""The `task.*` events the tasks service publishes, and the Task message they carry."""
+"""The `task.*` events the tasks service publishes, the Task message they carry, and the
+events it consumes."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ TASK_UPDATED: Final = "task.updated"
 TASK_ASSIGNED: Final = "task.assigned"
 TASK_COMPLETED: Final = "task.completed"
 TASK_DELETED: Final = "task.deleted"
+
+USER_DELETED: Final = "user.deleted"
+"""Consumed: the account is gone; its tasks are deleted and its assignments undone (purge.py)."""
 
 STATUS_TO_PROTO: Final = {
     Status.TODO: tasks_pb2.STATUS_TODO,

@@ -1,4 +1,5 @@
-"""MongoDB access of the tasks service: tasks, their attachments (GridFS), the outbox.
+"""MongoDB access of the tasks service: tasks, their attachments (GridFS), the outbox, and
+the purge jobs of deleted accounts.
 
 Lists are served by one index per (owner or assignee, sort key): each page reads, per
 branch of the caller's scope, the tasks with the branch's id in index order from the
@@ -11,7 +12,8 @@ from __future__ import annotations
 
 import heapq
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any, Final, Protocol, TypeVar
 
 import pymongo
@@ -30,6 +32,7 @@ from taskmesh_tasks.domain import (
     Attachment,
     Change,
     Priority,
+    PurgeJob,
     Status,
     Task,
     TaskFields,
@@ -45,12 +48,17 @@ from taskmesh_tasks.listing import (
 )
 
 TASKS: Final = "tasks"
+USER_PURGES: Final = "user_purges"
 ATTACHMENT_BUCKET: Final = "attachments"
 ATTACHMENT_FILES: Final = f"{ATTACHMENT_BUCKET}.files"
 ATTACHMENT_CHUNK_BYTES: Final = 255 * 1024
 BRANCH_FIELDS: Final = ("owner_id", "assignee_id")
 SORT_KEYS: Final = {"created_at": DESCENDING, "due_key": ASCENDING, "priority": DESCENDING}
 SORT_KEYS_ALL: Final = {**SORT_KEYS, "updated_at": DESCENDING}
+
+BATCH_READ_TIMEOUT_S: Final = 60.0
+"""A batch of a user's tasks: the first one may read all of their index entries (SecantusDB)."""
+NEVER_CLAIMED: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 T = TypeVar("T")
 
@@ -78,6 +86,9 @@ INDEXES: IndexPlan = {
             name="task_id_upload_date",
         )
     ],
+    # The purge jobs no instance holds a lease on (also creates the collection, which a
+    # transaction could not do on SecantusDB).
+    USER_PURGES: [IndexModel([("claimed_until", ASCENDING)], name="claimed_until")],
 }
 
 
@@ -271,14 +282,14 @@ class TaskTransaction(Protocol):
         ...
 
     async def save(self, change: Change) -> Task | None:
-        """Store `change.after` if the task is still at `change.before`'s version.
+        """Store `change.after` if the task is still at `change.before`'s version and assignee.
 
         Returns the stored task as re-read, or None when the version moved on (or it is gone).
         """
         ...
 
     async def delete(self, task: Task) -> bool:
-        """Delete the task if it is still at `task`'s version; False otherwise."""
+        """Delete the task if it still has `task`'s owner and version; False otherwise."""
         ...
 
     def add_event(self, event_type: str, *, subject: str, payload: Message) -> None:
@@ -299,6 +310,14 @@ class TaskStore(Protocol):
 
     async def list_page(self, query: ListQuery) -> list[Task]:
         """Up to `query.limit + 1` tasks of the list after `query.after`, in its order."""
+        ...
+
+    def owned_batches(self, user_id: str, size: int) -> AsyncGenerator[list[Task], None]:
+        """Every task the user owns, `size` at a time, in no particular order."""
+        ...
+
+    def assigned_batches(self, user_id: str, size: int) -> AsyncGenerator[list[Task], None]:
+        """Every task assigned to the user, `size` at a time, in no particular order."""
         ...
 
     async def run_in_transaction(self, work: Callable[[TaskTransaction], Awaitable[T]]) -> T:
@@ -350,6 +369,34 @@ class AttachmentStore(Protocol):
         ...
 
 
+class PurgeJobStore(Protocol):
+    """The purge jobs of deleted accounts; a lease lets one instance at a time work on each."""
+
+    async def record(self, job: PurgeJob, session: AsyncClientSession) -> None:
+        """Record the job in the caller's transaction, unless it is recorded already."""
+        ...
+
+    async def claimable(self, now: datetime, limit: int) -> list[PurgeJob]:
+        """Up to `limit` jobs nobody holds a lease on at `now`."""
+        ...
+
+    async def claim(self, user_id: str, holder: str, now: datetime, until: datetime) -> bool:
+        """Take the job's lease until `until` if nobody holds it at `now`; tell if taken."""
+        ...
+
+    async def renew(self, user_id: str, holder: str, until: datetime) -> bool:
+        """Extend the holder's lease to `until`; False when the lease is no longer theirs."""
+        ...
+
+    async def release(self, user_id: str, holder: str, claimable_at: datetime) -> None:
+        """Give up the holder's lease; the job may be claimed again from `claimable_at`."""
+        ...
+
+    async def finish(self, user_id: str, holder: str) -> None:
+        """Remove the holder's job: everything is done."""
+        ...
+
+
 class _MongoTaskTransaction:
     def __init__(self, tasks: AsyncCollection[Document], uow: UnitOfWork) -> None:
         self._tasks = tasks
@@ -366,7 +413,11 @@ class _MongoTaskTransaction:
         document = task_document(change.after)
         del document["_id"]
         result = await self._tasks.update_one(
-            {"_id": task_id, "version": change.before.version},
+            {
+                "_id": task_id,
+                "version": change.before.version,
+                "assignee_id": change.before.assignee_id,
+            },
             {"$set": document},
             session=self._session,
         )
@@ -377,7 +428,8 @@ class _MongoTaskTransaction:
 
     async def delete(self, task: Task) -> bool:
         result = await self._tasks.delete_one(
-            {"_id": ObjectId(task.id), "version": task.version}, session=self._session
+            {"_id": ObjectId(task.id), "owner_id": task.owner_id, "version": task.version},
+            session=self._session,
         )
         return result.deleted_count == 1
 
@@ -427,6 +479,33 @@ class MongoTaskStore:
                 plans.append(await cursor.limit(query.limit + 1).explain())
         return plans
 
+    def owned_batches(self, user_id: str, size: int) -> AsyncGenerator[list[Task], None]:
+        """Every task the user owns, `size` at a time (served by an `owner_id` index)."""
+        return self._batches({"owner_id": {"$eq": user_id}}, size)
+
+    def assigned_batches(self, user_id: str, size: int) -> AsyncGenerator[list[Task], None]:
+        """Every task assigned to the user, `size` at a time (an `assignee_id` index)."""
+        return self._batches({"assignee_id": {"$eq": user_id}}, size)
+
+    async def explain_batches(self, user_id: str, size: int) -> list[Document]:
+        """The server's explain() of the owned and the assigned batch reads (for tests)."""
+        return [
+            await self._tasks.find({branch: {"$eq": user_id}}).batch_size(size).explain()
+            for branch in BRANCH_FIELDS
+        ]
+
+    async def _batches(self, conditions: Document, size: int) -> AsyncGenerator[list[Task], None]:
+        # One cursor for all of them: re-querying per batch would cost every remaining entry
+        # each time on SecantusDB, whose index scans do not stop at a limit.
+        cursor = self._tasks.find(conditions).batch_size(size)
+        async with cursor:
+            while True:
+                with pymongo.timeout(BATCH_READ_TIMEOUT_S):
+                    documents = await cursor.to_list(size)
+                if not documents:
+                    return
+                yield [task_from(document) for document in documents]
+
     async def _read(self, conditions: Document, sort: SortOrder, limit: int) -> list[Task]:
         cursor = self._tasks.find(conditions).sort(self._sort(sort)).limit(limit)
         return [task_from(document) async for document in cursor]
@@ -443,6 +522,79 @@ class MongoTaskStore:
             return await work(_MongoTaskTransaction(self._tasks, uow))
 
         return await self._outbox.run_in_transaction(attempt)
+
+
+class MongoPurgeJobs:
+    """Purge jobs in MongoDB, with their leases.
+
+    A job is `{_id: user id, actor_id, requested_at, claimed_until, claimed_by}`; leases are
+    taken with a conditional `update_one` (never `find_one_and_update`, a collection scan on
+    SecantusDB).
+    """
+
+    def __init__(self, database: AsyncDatabase[Document]) -> None:
+        self._jobs: AsyncCollection[Document] = database[USER_PURGES]
+
+    async def record(self, job: PurgeJob, session: AsyncClientSession) -> None:
+        """Upsert the job in the caller's transaction; a job already recorded is kept as is."""
+        await self._jobs.update_one(
+            {"_id": job.user_id},
+            {
+                "$setOnInsert": {
+                    "actor_id": job.actor_id,
+                    "requested_at": job.requested_at,
+                    "claimed_until": NEVER_CLAIMED,
+                    "claimed_by": None,
+                }
+            },
+            upsert=True,
+            session=session,
+        )
+
+    async def claimable(self, now: datetime, limit: int) -> list[PurgeJob]:
+        """Up to `limit` jobs whose lease ran out before `now` (the `claimed_until` index)."""
+        cursor = self._jobs.find({"claimed_until": {"$lt": now}}).limit(limit)
+        return [
+            PurgeJob(
+                user_id=document["_id"],
+                actor_id=document["actor_id"],
+                requested_at=document["requested_at"],
+            )
+            async for document in cursor
+        ]
+
+    async def explain_claimable(self, now: datetime, limit: int) -> Document:
+        """The server's explain() of the `claimable` query (for tests)."""
+        plan: Document = (
+            await self._jobs.find({"claimed_until": {"$lt": now}}).limit(limit).explain()
+        )
+        return plan
+
+    async def claim(self, user_id: str, holder: str, now: datetime, until: datetime) -> bool:
+        """Take the lease if it ran out: exactly one of several claimers modifies the job."""
+        result = await self._jobs.update_one(
+            {"_id": user_id, "claimed_until": {"$lt": now}},
+            {"$set": {"claimed_until": until, "claimed_by": holder}},
+        )
+        return result.modified_count == 1
+
+    async def renew(self, user_id: str, holder: str, until: datetime) -> bool:
+        """Extend the lease if `holder` still has it."""
+        result = await self._jobs.update_one(
+            {"_id": user_id, "claimed_by": holder}, {"$set": {"claimed_until": until}}
+        )
+        return result.matched_count == 1
+
+    async def release(self, user_id: str, holder: str, claimable_at: datetime) -> None:
+        """Let the job be claimed again from `claimable_at`, if `holder` still has it."""
+        await self._jobs.update_one(
+            {"_id": user_id, "claimed_by": holder},
+            {"$set": {"claimed_until": claimable_at, "claimed_by": None}},
+        )
+
+    async def finish(self, user_id: str, holder: str) -> None:
+        """Delete the job, if `holder` still has it (else its new holder finishes it)."""
+        await self._jobs.delete_one({"_id": user_id, "claimed_by": holder})
 
 
 def attachment_from(document: Document) -> Attachment:
