@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 from collections.abc import Callable, Iterator
 
+import aio_pika
 import pytest
+from taskmesh_chassis.events import EventSettings
+from taskmesh_chassis.events.topology import delete_service_queues
+from taskmesh_localrun.options import SERVICES
+from taskmesh_localrun.preflight import DEFAULT_AMQP_URL
 from taskmesh_localrun.testing import LocalRun
 
 StartSuite = Callable[..., LocalRun]
@@ -16,23 +22,30 @@ StartSuite = Callable[..., LocalRun]
 def start_suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartSuite]:
     """A factory: start_suite(*args, **env) starts a runner on free ports in a fresh dir.
 
-    Each runner gets its own database names; every runner still going at the end is stopped.
+    Each runner gets its own database names and its own events exchange (so its events reach
+    only its own consumers, never those of another suite on the same RabbitMQ); every runner
+    still going at the end is stopped and its exchange and queues deleted.
     """
-    started: list[LocalRun] = []
+    started: list[tuple[LocalRun, str]] = []
 
     def start(*args: str, **env: str) -> LocalRun:
+        tag = secrets.token_hex(4)
         run_env = {
             **os.environ,
-            "MONGODB_DATABASE_PREFIX": f"e2e_{secrets.token_hex(4)}_",
+            "MONGODB_DATABASE_PREFIX": f"e2e_{tag}_",
+            "EVENTS_EXCHANGE": f"e2e.events.{tag}",
             **env,
         }
         run = LocalRun(tmp_path_factory.mktemp("localrun"), ["--free-ports", *args], run_env)
-        started.append(run)
+        started.append((run, run_env["EVENTS_EXCHANGE"]))
         return run
 
     yield start
-    for run in started:
-        run.close()
+    for run, exchange in started:
+        try:
+            run.close()
+        finally:
+            delete_event_topology(exchange)
 
 
 SHARED_SUITE_RATE_LIMITS = {
@@ -58,3 +71,26 @@ def suite(start_suite: StartSuite) -> Iterator[LocalRun]:
     run.kill_survivors()
     assert returncode == 0, run.output()
     assert survivors == []
+
+
+def delete_event_topology(exchange: str) -> None:
+    """Delete a suite's own events exchange and every service's queues on it.
+
+    Once the suite has stopped. Queue names and retry delays are those the suite's services
+    derived from the same environment, and the broker the one the runner checked; deleting
+    what does not exist is no error.
+    """
+    settings = EventSettings(events_exchange=exchange)
+    amqp_url = os.environ.get("AMQP_URL") or DEFAULT_AMQP_URL
+
+    async def delete() -> None:
+        connection = await aio_pika.connect(amqp_url)
+        async with connection:
+            channel = await connection.channel()
+            for service in SERVICES:
+                await delete_service_queues(
+                    channel, settings.event_topology, service, settings.retry_policy
+                )
+            await channel.exchange_delete(exchange)
+
+    asyncio.run(delete())

@@ -18,17 +18,19 @@ def names(plan_processes: object) -> list[str]:
     return [spec.name for spec in plan_processes]  # type: ignore[attr-defined]
 
 
-def test_full_run_starts_infrastructure_services_gateways_then_traefik(tmp_path: Path) -> None:
+def test_full_run_starts_infrastructure_services_auth_gateways_then_traefik(
+    tmp_path: Path,
+) -> None:
     plan = build_plan(RunOptions(data_dir=tmp_path), BASE_ENV, TOOLS)
 
     assert names(plan.processes) == [
         "mongo",
         "mailcatcher",
-        "auth",
         "users",
         "tasks",
         "notifications",
         "analytics",
+        "auth",
         "gateway-1",
         "gateway-2",
         "traefik",
@@ -174,3 +176,42 @@ def test_auth_keeps_its_development_signing_key_in_the_data_dir(tmp_path: Path) 
         tmp_path / "auth" / "dev-signing-key.pem"
     )
     assert "DEV_SIGNING_KEY_PATH" not in plan.process("tasks").env
+
+
+def test_auth_starts_in_a_tier_of_its_own_after_the_services_that_consume_its_events(
+    tmp_path: Path,
+) -> None:
+    plan = build_plan(RunOptions(data_dir=tmp_path), BASE_ENV, TOOLS)
+
+    assert plan.process("auth").tier == Tier.AUTH
+    for service in ("users", "tasks", "notifications", "analytics"):
+        assert plan.process(service).tier == Tier.SERVICES
+    assert Tier.SERVICES < Tier.AUTH < Tier.GATEWAYS
+
+
+def test_every_service_is_waited_for_on_its_grpc_health_check(tmp_path: Path) -> None:
+    plan = build_plan(RunOptions(data_dir=tmp_path, free_ports=True), BASE_ENV, TOOLS)
+
+    for service in ("auth", "users", "tasks", "notifications", "analytics"):
+        grpc_port = plan.process(service).ports["grpc"]
+        assert plan.process(service).ready_check == GrpcServing(f"127.0.0.1:{grpc_port}")
+
+
+def test_auth_and_the_gateways_reach_this_runs_users_service(
+    tmp_path: Path,
+) -> None:
+    env = {**BASE_ENV, "USERS_GRPC_TARGET": "users.example:1"}
+    plan = build_plan(RunOptions(data_dir=tmp_path, free_ports=True), env, TOOLS)
+    users_target = f"127.0.0.1:{plan.process('users').ports['grpc']}"
+
+    assert plan.process("auth").env["USERS_GRPC_TARGET"] == users_target
+    assert plan.process("gateway-1").env["USERS_GRPC_TARGET"] == users_target
+    assert plan.process("tasks").env["USERS_GRPC_TARGET"] == "users.example:1"
+
+
+def test_auth_alone_keeps_the_users_target_of_the_environment(tmp_path: Path) -> None:
+    plan = build_plan(RunOptions(data_dir=tmp_path, only="auth"), BASE_ENV, TOOLS)
+
+    assert names(plan.processes) == ["mongo", "auth"]
+    assert "USERS_GRPC_TARGET" not in plan.process("auth").env
+    assert plan.process("auth").env["AUTH_GRPC_TARGET"] == "127.0.0.1:50051"

@@ -7,6 +7,7 @@ import io
 import sys
 from pathlib import Path
 
+import pytest
 from taskmesh_localrun.console import Console
 from taskmesh_localrun.plan import ProcessSpec, Tier
 from taskmesh_localrun.processes import Supervisor, describe_exit
@@ -116,6 +117,39 @@ async def test_stop_all_stops_the_last_started_tier_first(tmp_path: Path) -> Non
 
     assert logged(stopped_at).split() == ["edge", "api", "db"]
     assert supervisor.exited() == []
+
+
+async def test_restart_starts_an_exited_child_again_appending_to_its_log(tmp_path: Path) -> None:
+    console, _ = quiet_console()
+    died: list[int | None] = []
+    supervisor = Supervisor(console, tmp_path, lambda child: died.append(child.returncode))
+    code = "import os, sys\nprint('run', os.getpid(), flush=True)\nsys.exit(3)\n"
+    child = await supervisor.start(python_child(tmp_path, "flaky", code))
+    await asyncio.wait_for(supervisor.unexpected_exit.wait(), 10)
+    first_pid = child.pid
+
+    await supervisor.restart(child)
+    await asyncio.wait_for(child.wait(), 10)
+    for _ in range(100):  # the watcher reports the second exit too
+        if len(died) == 2:
+            break
+        await asyncio.sleep(0.05)
+
+    runs = logged(child.spec.log_path).splitlines()
+    assert runs == [f"run {first_pid}", f"run {child.pid}"]
+    assert child.pid != first_pid
+    assert died == [3, 3]
+
+
+async def test_restart_refuses_a_child_that_is_still_running(tmp_path: Path) -> None:
+    console, _ = quiet_console()
+    supervisor = Supervisor(console, tmp_path)
+    child = await supervisor.start(python_child(tmp_path, "sleeper", "import time; time.sleep(60)"))
+
+    with pytest.raises(ValueError, match="still running"):
+        await supervisor.restart(child)
+
+    await supervisor.stop_all(grace_s=1)
 
 
 def test_exit_statuses_read_as_codes_or_signals() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TextIO
 
 _COLORS = ("36", "32", "33", "35", "34", "96", "92", "93", "95", "94")
@@ -14,13 +15,22 @@ _BOLD = "\033[1m"
 _DIM = "\033[2m"
 
 
+def shown_path(path: Path) -> str:
+    """A path relative to the working directory when it lies below it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 class Console:
     """Prefixed child output, status lines and errors; colored only on a terminal."""
 
     def __init__(self, out: TextIO | None = None, err: TextIO | None = None) -> None:
         self._out = out or sys.stdout
         self._err = err or sys.stderr
-        self._color = self._out.isatty() and "NO_COLOR" not in os.environ
+        self._on_terminal = self._out.isatty()
+        self._color = self._on_terminal and "NO_COLOR" not in os.environ
         self._prefix_width = 12
         self._name_colors: dict[str, str] = {}
         self._closed: set[TextIO] = set()
@@ -34,9 +44,20 @@ class Console:
         try:
             stream.write(text + "\n")
             stream.flush()
-        except (BrokenPipeError, ValueError):
-            # The reader went away (`make run | head`): keep running, stop echoing there.
+        except (OSError, ValueError):
+            # The reader went away (`make run | head`, a closed terminal window): keep
+            # running, stop echoing there.
             self._closed.add(stream)
+
+    def terminal_hung_up(self) -> bool:
+        """Whether the terminal this console wrote to has gone (its window was closed)."""
+        if not self._on_terminal:
+            return False
+        try:
+            os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
+        except OSError:
+            return True
+        return False
 
     def register_names(self, names: Sequence[str]) -> None:
         """Fix the prefix width and color of every child name up front."""

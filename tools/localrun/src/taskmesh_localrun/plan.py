@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import sysconfig
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
@@ -30,12 +30,26 @@ class PlanError(Exception):
 
 
 class Tier(IntEnum):
-    """Start order; stopping goes the other way."""
+    """Start order; stopping goes the other way.
+
+    AUTH comes after the other services: auth publishes `user.*` events from its first
+    moments (the bootstrap admin's `user.registered`), and the topic exchange keeps an event
+    only for the queues that exist when it is published, which the consuming services
+    declare as they start. The others need nothing of auth to start: they fetch its keys
+    on the first authenticated call.
+    """
 
     INFRASTRUCTURE = 0
     SERVICES = 1
-    GATEWAYS = 2
-    EDGE = 3
+    AUTH = 2
+    GATEWAYS = 3
+    EDGE = 4
+
+
+# The services each service calls over gRPC: every one verifies callers' tokens with the
+# keys of this run's auth service, and auth creates the new user's profile on register.
+_CALLEES: Mapping[str, tuple[str, ...]] = {"auth": ("auth", "users")}
+_DEFAULT_CALLEES = ("auth",)
 
 
 @dataclass(frozen=True)
@@ -132,6 +146,15 @@ class Tools:
         )
 
 
+def _target_env(grpc_targets: Mapping[str, str], callees: Iterable[str]) -> dict[str, str]:
+    """`<SERVICE>_GRPC_TARGET` of each callee that this run starts."""
+    return {
+        f"{callee.upper()}_GRPC_TARGET": grpc_targets[callee]
+        for callee in callees
+        if callee in grpc_targets
+    }
+
+
 def _public_port(environ: Mapping[str, str], picker: PortPicker) -> int:
     raw = environ.get("PUBLIC_PORT", "").strip()
     if not raw:
@@ -220,20 +243,29 @@ def build_plan(options: RunOptions, environ: Mapping[str, str], tools: Tools | N
             )
         )
 
-    service_specs: list[ProcessSpec] = []
-    grpc_targets: dict[str, str] = {}
+    service_ports: dict[str, dict[str, int]] = {}
     for service in services:
-        grpc_port = picker.pick(DEFAULT_GRPC_PORTS[service])
-        metrics_port = picker.pick(DEFAULT_METRICS_PORTS[service])
-        grpc_targets[f"{service.upper()}_GRPC_TARGET"] = f"{LOCAL_HOST}:{grpc_port}"
+        service_ports[service] = {
+            "grpc": picker.pick(DEFAULT_GRPC_PORTS[service]),
+            "metrics": picker.pick(DEFAULT_METRICS_PORTS[service]),
+        }
+    grpc_targets = {
+        service: f"{LOCAL_HOST}:{ports['grpc']}" for service, ports in service_ports.items()
+    }
+    service_specs: list[ProcessSpec] = []
+    # auth last: see Tier.
+    for service in sorted(services, key=lambda name: name == "auth"):
+        ports = service_ports[service]
+        callees = _CALLEES.get(service, _DEFAULT_CALLEES)
         service_specs.append(
             ProcessSpec(
                 name=service,
-                tier=Tier.SERVICES,
+                tier=Tier.AUTH if service == "auth" else Tier.SERVICES,
                 argv=(tools.python, "-m", f"taskmesh_{service}"),
                 env={
-                    "GRPC_PORT": str(grpc_port),
-                    "METRICS_PORT": str(metrics_port),
+                    "GRPC_PORT": str(ports["grpc"]),
+                    "METRICS_PORT": str(ports["metrics"]),
+                    **_target_env(grpc_targets, callees),
                     # auth generates its development signing key once, into the data dir.
                     **(
                         {"DEV_SIGNING_KEY_PATH": str(data_dir / "auth" / "dev-signing-key.pem")}
@@ -241,13 +273,11 @@ def build_plan(options: RunOptions, environ: Mapping[str, str], tools: Tools | N
                         else {}
                     ),
                 },
-                ports={"grpc": grpc_port, "metrics": metrics_port},
+                ports=ports,
                 log_path=log_dir / f"{service}.log",
+                ready_check=GrpcServing(grpc_targets[service]),
             )
         )
-
-    # Every service verifies callers' tokens against the keys of this run's auth service.
-    auth_target = {key: grpc_targets[key] for key in ("AUTH_GRPC_TARGET",) if key in grpc_targets}
 
     gateway_specs: list[ProcessSpec] = []
     if run_gateways:
@@ -259,7 +289,11 @@ def build_plan(options: RunOptions, environ: Mapping[str, str], tools: Tools | N
                     name=name,
                     tier=Tier.GATEWAYS,
                     argv=(tools.python, "-m", "taskmesh_gateway"),
-                    env={"GATEWAY_PORT": str(port), "INSTANCE_NAME": name, **grpc_targets},
+                    env={
+                        "GATEWAY_PORT": str(port),
+                        "INSTANCE_NAME": name,
+                        **_target_env(grpc_targets, services),
+                    },
                     ports={"http": port},
                     log_path=log_dir / f"{name}.log",
                     # Traefik's first health check then finds every gateway up already.
@@ -292,14 +326,14 @@ def build_plan(options: RunOptions, environ: Mapping[str, str], tools: Tools | N
     elif only == "gateway":
         ready_check = HttpOk(f"{gateway_urls[0]}/healthz")
     else:
-        ready_check = GrpcServing(grpc_targets[f"{only.upper()}_GRPC_TARGET"])
+        ready_check = GrpcServing(grpc_targets[only])
 
     processes = tuple(
         ProcessSpec(
             name=spec.name,
             tier=spec.tier,
             argv=spec.argv,
-            env={**base_env, **(auth_target if spec.tier is Tier.SERVICES else {}), **spec.env},
+            env={**base_env, **spec.env},
             ports=spec.ports,
             log_path=spec.log_path,
             ready_check=spec.ready_check,

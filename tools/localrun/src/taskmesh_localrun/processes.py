@@ -68,10 +68,13 @@ class Child:
         """Its exit status once it has exited."""
         return None if self.process is None else self.process.returncode
 
-    async def start(self, cwd: Path) -> None:
-        """Start the process with its log file truncated."""
+    async def start(self, cwd: Path, *, append_log: bool = False) -> None:
+        """Start the process; its log file is truncated, or appended to on a restart."""
+        if self._pump_task is not None and not self._pump_task.done():
+            self._pump_task.cancel()  # a grandchild of the last run still holds its pipe
+        self.stopping = False
         self.spec.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log_file = self.spec.log_path.open("wb")
+        log_file = self.spec.log_path.open("ab" if append_log else "wb")
         try:
             self.process = await asyncio.create_subprocess_exec(
                 *self.spec.argv,
@@ -170,10 +173,20 @@ class Supervisor:
         child = Child(spec, self._console)
         await child.start(self._cwd)
         self.children.append(child)
-        watcher = asyncio.create_task(self._watch(child), name=f"watch-{spec.name}")
+        self._watch_in_background(child)
+        return child
+
+    async def restart(self, child: Child) -> None:
+        """Start an exited child again (same spec, its log appended to) and watch it."""
+        if child.returncode is None:
+            raise ValueError(f"{child.name} is still running")
+        await child.start(self._cwd, append_log=True)
+        self._watch_in_background(child)
+
+    def _watch_in_background(self, child: Child) -> None:
+        watcher = asyncio.create_task(self._watch(child), name=f"watch-{child.name}")
         self._watchers.add(watcher)
         watcher.add_done_callback(self._watchers.discard)
-        return child
 
     async def start_all(self, specs: Iterable[ProcessSpec]) -> list[Child]:
         """Start several children."""

@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from taskmesh_localrun import traefik
-from taskmesh_localrun.console import Console
+from taskmesh_localrun.console import Console, shown_path
 from taskmesh_localrun.options import RunOptions
 from taskmesh_localrun.plan import GrpcServing, HttpOk, Plan, PlanError, Tier, Tools, build_plan
 from taskmesh_localrun.ports import is_port_listening
 from taskmesh_localrun.preflight import preflight
 from taskmesh_localrun.processes import Child, Supervisor, describe_exit, tail
 from taskmesh_localrun.readiness import Probe, wait_until_ready
+from taskmesh_localrun.restarts import Restarter
 from taskmesh_localrun.state import write_state
 from taskmesh_localrun.urls import redact_url
 
@@ -32,14 +33,6 @@ class _Interrupted(Exception):
     def __init__(self, *, by_user: bool) -> None:
         super().__init__("interrupted")
         self.by_user = by_user
-
-
-def _shown(path: Path) -> str:
-    """A path relative to the working directory when it lies below it."""
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 class Runner:
@@ -61,16 +54,19 @@ class Runner:
         self._stop_requested = asyncio.Event()
         self._plan: Plan | None = None
         self._supervisor: Supervisor | None = None
+        self._restarter: Restarter | None = None
+        self._restart_tasks: set[asyncio.Task[None]] = set()
 
     async def run(self) -> int:
         """Run until Ctrl-C/SIGTERM; return the process exit code."""
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self._on_stop_signal)
+        loop.add_signal_handler(signal.SIGHUP, self._on_hangup_signal)
         try:
             return await self._run()
         finally:
-            for signum in (signal.SIGINT, signal.SIGTERM):
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 loop.remove_signal_handler(signum)
 
     def _on_stop_signal(self) -> None:
@@ -100,6 +96,13 @@ class Runner:
         self._prepare_files(plan)
         supervisor = Supervisor(self._console, Path.cwd(), self._on_unexpected_exit)
         self._supervisor = supervisor
+        self._restarter = Restarter(
+            supervisor,
+            self._console,
+            ready_timeout_s=self._options.ready_timeout_s,
+            stop_requested=self._stop_requested,
+            on_change=lambda: self._set_status(self._status),
+        )
         self._console.register_names([spec.name for spec in plan.processes])
         began = time.monotonic()
         try:
@@ -114,6 +117,8 @@ class Runner:
             return EXIT_OK if interruption.by_user else EXIT_FAILED
         finally:
             self._set_status("stopping")
+            # Restarts give up once a stop is requested; let them leave their children be.
+            await asyncio.gather(*self._restart_tasks, return_exceptions=True)
             await supervisor.stop_all()
             self._set_status("stopped")
             self._console.info("stopped")
@@ -153,7 +158,7 @@ class Runner:
                 if not result.ready:
                     self._console.error(
                         f"{spec.name} is not ready after {timeout_s:g} s ({result.detail}); "
-                        f"see {_shown(spec.log_path)}"
+                        f"see {shown_path(spec.log_path)}"
                     )
                     raise _Interrupted(by_user=False)
         result = await self._unless_interrupted(wait_until_ready(plan.ready_check, timeout_s))
@@ -193,9 +198,20 @@ class Runner:
             if silent:
                 self._console.detail(
                     f"{child.name}: nothing listens on {', '.join(silent)} "
-                    f"(see {_shown(child.spec.log_path)})"
+                    f"(see {shown_path(child.spec.log_path)})"
                 )
         self._console.detail("stopping everything")
+
+    def _on_hangup_signal(self) -> None:
+        if self._console.terminal_hung_up():
+            self._on_stop_signal()  # the terminal window was closed: stop, as Ctrl-C does
+            return
+        if self._status != "ready" or self._restarter is None:
+            self._console.info(f"SIGHUP ignored: the run is {self._status}, not ready")
+            return
+        task = asyncio.create_task(self._restarter.restart_exited(), name="restart-exited")
+        self._restart_tasks.add(task)
+        task.add_done_callback(self._restart_tasks.discard)
 
     def _on_unexpected_exit(self, child: Child) -> None:
         returncode = child.returncode if child.returncode is not None else 0
@@ -204,7 +220,7 @@ class Runner:
         )
         self._console.error(
             f"{child.name} (pid {child.pid}) exited with {describe_exit(returncode)}; "
-            f"{consequence}. Last lines of {_shown(child.spec.log_path)}:"
+            f"{consequence}. Last lines of {shown_path(child.spec.log_path)}:"
         )
         for line in tail(child.spec.log_path):
             self._console.detail(line)
@@ -215,7 +231,8 @@ class Runner:
         if self._plan is not None:
             children = self._supervisor.children if self._supervisor is not None else []
             with contextlib.suppress(OSError):
-                write_state(self._plan, children, status, **self._extra)
+                restarting = [] if self._restarter is None else self._restarter.restarting
+                write_state(self._plan, children, status, restarting=restarting, **self._extra)
 
     def _print_summary(self, plan: Plan, supervisor: Supervisor, ready_after_s: float) -> None:
         console = self._console
@@ -242,12 +259,12 @@ class Runner:
             embedded = " (embedded SecantusDB)" if plan.embedded_mongo else ""
             where.append(["mongodb", f"{redact_url(plan.mongodb_url)}{embedded}"])
         if plan.mail_dir is not None:
-            where.append(["mail", f"{_shown(plan.mail_dir)}/*.eml (SMTP {plan.smtp_url})"])
-        where.append(["state", _shown(plan.data_dir / "localrun.json")])
+            where.append(["mail", f"{shown_path(plan.mail_dir)}/*.eml (SMTP {plan.smtp_url})"])
+        where.append(["state", shown_path(plan.data_dir / "localrun.json")])
         console.table(where)
         rows = [["process", "pid", "ports", "log"]]
         for child in supervisor.children:
             ports = " ".join(f"{role}={port}" for role, port in child.spec.ports.items())
-            rows.append([child.name, str(child.pid), ports, _shown(child.spec.log_path)])
+            rows.append([child.name, str(child.pid), ports, shown_path(child.spec.log_path)])
         console.table(rows)
         console.info("Ctrl-C stops everything")

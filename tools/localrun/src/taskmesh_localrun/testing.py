@@ -177,6 +177,31 @@ class LocalRun:
         """Wait until the runner itself says every part is ready."""
         self.wait_until(lambda: self.state["status"] == "ready", timeout_s)
 
+    def stop_process(self, name: str, timeout_s: float = STOP_TIMEOUT_S) -> None:
+        """SIGTERM one child's process group; return once the runner has seen it exit."""
+        pid = int(self.process_info(name)["pid"])
+        os.killpg(pid, signal.SIGTERM)  # each child leads its own process group
+        self.wait_until(
+            lambda: self.process_info(name)["returncode"] is not None and not is_alive(pid),
+            timeout_s,
+        )
+
+    def restart_exited(self, timeout_s: float = READY_TIMEOUT_S) -> None:
+        """SIGHUP the runner; return once every child runs again, restarted ones ready."""
+        if self.state["status"] != "ready":
+            raise LocalRunError(f"the runner is {self.state['status']}, not ready")
+        self.process.send_signal(signal.SIGHUP)
+        self.wait_until(self._all_running, timeout_s)
+
+    def _all_running(self) -> bool:
+        state = self.state
+        return state["restarting"] == [] and all(
+            process["pid"] is not None
+            and process["returncode"] is None
+            and is_alive(process["pid"])
+            for process in state["processes"]
+        )
+
     def interrupt(self, timeout_s: float = STOP_TIMEOUT_S) -> int:
         """Ctrl-C the runner and return its exit status."""
         if self.process.poll() is None:
