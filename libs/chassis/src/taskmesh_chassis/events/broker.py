@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Final
 
 import aio_pika
 from aio_pika.abc import AbstractRobustConnection
+from aio_pika.connection import make_url
 from aiormq.exceptions import AMQPError, ChannelInvalidStateError
 
 # What a publish, an ack or a declaration raises when the broker or the connection fails.
@@ -21,11 +23,18 @@ async def connect_broker(
 ) -> AbstractRobustConnection:
     """Connect to RabbitMQ; the connection re-establishes itself and its channels when lost.
 
-    `connection_name` shows in `rabbitmqctl list_connections` and the management UI.
+    `connection_name` shows in `rabbitmqctl list_connections` and the management UI. A first
+    connection that fails (or is cancelled) is closed before the error propagates, rather than
+    left for the garbage collector to close on a loop that may be gone.
     """
-    return await aio_pika.connect_robust(
-        url,
+    connection = aio_pika.RobustConnection(
+        make_url(url, reconnect_interval=reconnect_interval_s),
         client_properties={"connection_name": connection_name},
-        reconnect_interval=reconnect_interval_s,
-        timeout=timeout_s,
     )
+    try:
+        await connection.connect(timeout=timeout_s)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await connection.close()
+        raise
+    return connection
