@@ -81,3 +81,11 @@ def test_console_format_is_readable_text() -> None:
     assert "task.created" in output
     assert "task_id" in output
     assert not output.startswith("{")
+
+
+def test_driver_command_logs_stay_silent_even_at_debug() -> None:
+    logs = capture_logs("auth", level="DEBUG")
+    logging.getLogger("pymongo.command").debug("insert {'token': 'secret-reset-token'}")
+    logging.getLogger("aio_pika.channel").debug("publish body=b'secret'")
+    logging.getLogger("taskmesh.debugging").debug("a service's own debug line")
+    assert [line["event"] for line in logs.lines()] == ["a service's own debug line"]

@@ -23,6 +23,10 @@ _SECRET_KEY_PARTS = ("password", "secret", "token", "authorization", "cookie")
 _REDACTED = "[redacted]"
 
 
+DATA_BEARING_LOGGERS = ("pymongo.command", "pymongo.connection", "aiormq.connection", "aio_pika")
+"""Loggers whose DEBUG records quote stored documents or message bodies."""
+
+
 def _redact_secrets(_: Any, __: str, event_dict: EventDict) -> EventDict:
     for key in event_dict:
         if any(part in key.lower() for part in _SECRET_KEY_PARTS):
@@ -73,6 +77,10 @@ def configure_logging(
         root.removeHandler(previous)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # Driver command logs carry whole documents (reset tokens, password hashes): never emitted,
+    # whatever LOG_LEVEL says. pymongo logs commands at DEBUG only.
+    for name in DATA_BEARING_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.INFO, root.level))
     # Uvicorn installs handlers of its own; its records should take the common route instead.
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         uvicorn_logger = logging.getLogger(name)
