@@ -317,6 +317,7 @@ async def test_update_publishes_changed_fields_and_completion(tasks: Harness) ->
     assert list(updated.changed_fields) == ["status", "completed_at"]
     assert updated.actor_id == ASSIGNEE.user_id
     assert completed.task.assignee_id == ASSIGNEE.user_id
+    assert updated.previous_assignee_id == ""
 
 
 async def test_reassignment_affects_owner_and_both_assignees(tasks: Harness) -> None:
@@ -328,6 +329,8 @@ async def test_reassignment_affects_owner_and_both_assignees(tasks: Harness) -> 
     assert written.affected_user_ids == {OWNER.user_id, ASSIGNEE.user_id, newcomer}
     [_, reassigned] = tasks.store.events_of(TASK_ASSIGNED)
     assert reassigned.previous_assignee_id == ASSIGNEE.user_id
+    [updated] = tasks.store.events_of(TASK_UPDATED)
+    assert updated.previous_assignee_id == ASSIGNEE.user_id
 
 
 async def test_unassigning_publishes_no_assigned_event(tasks: Harness) -> None:
@@ -336,6 +339,11 @@ async def test_unassigning_publishes_no_assigned_event(tasks: Harness) -> None:
     await tasks.service.update_task(OWNER, task.id, {"assignee_id": None})
 
     assert len(tasks.store.events_of(TASK_ASSIGNED)) == 1
+    [updated] = tasks.store.events_of(TASK_UPDATED)
+    assert (list(updated.changed_fields), updated.previous_assignee_id) == (
+        ["assignee_id"],
+        ASSIGNEE.user_id,
+    )
 
 
 async def test_delete_publishes_deleted_with_owner_and_assignee(tasks: Harness) -> None:

@@ -78,8 +78,13 @@ def task_updated(change: Change, actor_id: str) -> Message:
     changed = list(change.changed_fields)
     if change.before.completed_at != change.after.completed_at:
         changed.append("completed_at")
+    previous_assignee = change.before.assignee_id
+    left = previous_assignee if previous_assignee != change.after.assignee_id else None
     return events_pb2.TaskUpdated(
-        task=task_to_proto(change.after), changed_fields=changed, actor_id=actor_id
+        task=task_to_proto(change.after),
+        changed_fields=changed,
+        actor_id=actor_id,
+        previous_assignee_id=left or "",
     )
 
 
