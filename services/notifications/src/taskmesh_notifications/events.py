@@ -1,45 +1,45 @@
-"""The events the notifications service consumes, and what each one does here.
-
-Each handler runs in the consumer's transaction (docs/events.md) and writes only through
-its session, so an event applied twice changes nothing more.
-"""
+"""The events the notifications service publishes: `notification.created` and its payload."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Final
 
-import structlog
-from bson import ObjectId
-from pymongo.asynchronous.client_session import AsyncClientSession
+from google.protobuf.timestamp_pb2 import Timestamp
 from taskmesh.events.v1 import events_pb2
-from taskmesh_chassis.events import Event, Handler, UnprocessableEvent
+from taskmesh.notifications.v1 import notifications_pb2
 
-from taskmesh_notifications.repository import MongoNotificationStore
+from taskmesh_notifications.domain import Notification
 
-log = structlog.get_logger(__name__)
+EVENT_SOURCE: Final = "taskmesh/notifications"
 
-USER_DELETED: Final = "user.deleted"
-
-
-def is_user_id(value: str) -> bool:
-    """Whether `value` is a user id: 24 hex digits (no other ObjectId input form)."""
-    return len(value) == 24 and ObjectId.is_valid(value)
+NOTIFICATION_CREATED: Final = "notification.created"
 
 
-class NotificationEvents:
-    """The handlers of the events this service consumes, over its store."""
+def timestamp(moment: datetime) -> Timestamp:
+    """The protobuf Timestamp of a moment."""
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
 
-    def __init__(self, store: MongoNotificationStore) -> None:
-        self._store = store
 
-    def handlers(self) -> dict[str, Handler]:
-        """The handler of each event type, for the consumer."""
-        return {USER_DELETED: self.delete_notifications_of_user}
+def notification_to_proto(notification: Notification) -> notifications_pb2.Notification:
+    """The Notification message of a notification."""
+    message = notifications_pb2.Notification(
+        id=notification.id,
+        type=notification.type,
+        title=notification.title,
+        body=notification.body,
+        read=notification.read,
+        created_at=timestamp(notification.created_at),
+    )
+    if notification.task_id is not None:
+        message.task_id = notification.task_id
+    return message
 
-    async def delete_notifications_of_user(self, event: Event, session: AsyncClientSession) -> None:
-        """`user.deleted`: the account is gone, and with it every notification it received."""
-        payload = event.payload
-        if not isinstance(payload, events_pb2.UserDeleted) or not is_user_id(payload.user_id):
-            raise UnprocessableEvent("user.deleted does not carry a valid user id")
-        deleted = await self._store.delete_all_of(payload.user_id, session)
-        log.info("notifications.user_notifications_deleted", user_id=payload.user_id, count=deleted)
+
+def notification_created(notification: Notification) -> events_pb2.NotificationCreated:
+    """A new notification for its recipient (the event's subject is the recipient's id)."""
+    return events_pb2.NotificationCreated(
+        user_id=notification.user_id, notification=notification_to_proto(notification)
+    )
