@@ -30,6 +30,7 @@ from redis.asyncio import Redis
 from taskmesh.auth.v1 import auth_pb2, auth_pb2_grpc
 from taskmesh.common.v1 import common_pb2
 from taskmesh_chassis.identity import (
+    Caller,
     GrpcJwksProvider,
     StaticJwksProvider,
     TokenVerifier,
@@ -38,7 +39,7 @@ from taskmesh_chassis.identity import (
     revoked_token_key,
 )
 from taskmesh_chassis.testing import capture_logs, find_free_port
-from taskmesh_gateway.admission import Gatekeeper
+from taskmesh_gateway.admission import REVOCATION_BATCH, Gatekeeper
 from taskmesh_gateway.app import create_app
 from taskmesh_gateway.clients import ServiceClients, create_redis
 from taskmesh_gateway.dependencies import AdminUser, CurrentUser
@@ -611,3 +612,48 @@ async def test_logout_drops_the_me_cache_and_passes_the_tokens_expiry(
 
     assert response.status_code == 204
     assert await redis.exists(f"taskmesh:me:{user_id}") == 0
+
+
+def caller_with(user_id: str, *, issued_at: float | None = None) -> Caller:
+    now = time.time()
+    return Caller(
+        user_id=user_id,
+        role="user",
+        token_id=uuid.uuid4().hex,
+        session_id=uuid.uuid4().hex,
+        issued_at=now if issued_at is None else issued_at,
+        expires_at=now + 900,
+        token="token",
+    )
+
+
+async def test_open_sockets_tokens_are_checked_by_the_admission_rule(
+    build_app: AppFactory, redis: Redis
+) -> None:
+    gatekeeper: Gatekeeper = build_app().state.gatekeeper
+    now = time.time()
+    users = [uuid.uuid4().hex[:24] for _ in range(4)]
+    by_jti, by_sid, unreadable = caller_with(users[0]), caller_with(users[1]), caller_with(users[3])
+    issued_before = caller_with(users[2], issued_at=now - 10)
+    valid = [caller_with(uuid.uuid4().hex[:24]) for _ in range(REVOCATION_BATCH * 2 + 1)]
+    await redis.set(revoked_token_key(by_jti.token_id), "1", ex=60)
+    await redis.set(revoked_session_key(by_sid.session_id), "1", ex=60)
+    await redis.set(not_before_key(users[2]), repr(now), ex=60)
+    await redis.set(not_before_key(users[3]), "not-a-number", ex=60)
+
+    revoked = await gatekeeper.revoked([*valid, by_jti, by_sid, issued_before, unreadable])
+
+    assert revoked == {c.token_id for c in (by_jti, by_sid, issued_before, unreadable)}
+
+
+async def test_checking_no_tokens_asks_nothing() -> None:
+    dead = Redis.from_url(f"redis://127.0.0.1:{find_free_port()}/0")
+    gatekeeper = Gatekeeper(
+        TokenVerifier(StaticJwksProvider({}), issuer=ISSUER, audience=AUDIENCE),
+        dead,
+        user_limit_per_min=1,
+        anonymous_limit_per_min=1,
+    )
+
+    assert await gatekeeper.revoked([]) == set()
+    await dead.aclose()

@@ -14,7 +14,7 @@ Redis down means nothing can be checked, so the answer is 503, never "accept".
 from __future__ import annotations
 
 import os
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -31,9 +31,6 @@ from taskmesh_chassis.identity import (
     TokenVerifier,
     bearer_token,
     bind_caller,
-    not_before_key,
-    revoked_session_key,
-    revoked_token_key,
 )
 
 from taskmesh_gateway.problems import RETRY_AFTER_S, problem_response
@@ -45,6 +42,7 @@ from taskmesh_gateway.rate_limits import (
     ip_partition_key,
     user_partition_key,
 )
+from taskmesh_gateway.revocation import CHECK_REVOKED_LUA, revocation_keys
 
 log = structlog.get_logger(__name__)
 
@@ -52,6 +50,10 @@ RATE_LIMITED_PREFIXES = ("/api/v1/", "/.well-known/")
 """Paths whose requests are admitted (and limited); health, metrics and docs are not."""
 
 UNKNOWN_CLIENT = "unknown"
+ADMISSION_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, KeySetUnavailable)
+"""What makes admission impossible for now: the answer is 503, never "accept"."""
+REVOCATION_BATCH = 1000
+"""Tokens checked by one script call; bounds how long one call holds Redis."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,7 @@ class Gatekeeper:
         self.ip_policy = RateLimitPolicy("ip", anonymous_limit_per_min)
         self._admit_caller = redis.register_script(ADMIT_CALLER_LUA)
         self._admit_anonymous = redis.register_script(ADMIT_ANONYMOUS_LUA)
+        self._redis = redis
 
     async def admit(self, authorization: str | None, client_ip: str) -> Admission:
         """Verify the bearer token, if any; check its revocation and charge the rate limit."""
@@ -116,9 +119,7 @@ class Gatekeeper:
         window_ms = self.user_policy.window_s * 1000
         revoked, allowed, used, wait_ms = await self._admit_caller(
             keys=[
-                revoked_token_key(caller.token_id),
-                revoked_session_key(caller.session_id),
-                not_before_key(caller.user_id),
+                *revocation_keys(caller),
                 user_partition_key(caller.user_id),
                 ip_partition_key(client_ip),
             ],
@@ -136,6 +137,33 @@ class Gatekeeper:
             return Admission(None, REVOKED_MESSAGE, quota)
         quota = Quota.from_window(self.user_policy, bool(allowed), int(used), int(wait_ms))
         return Admission(caller, None, quota)
+
+    async def revoked(self, callers: Sequence[Caller]) -> set[str]:
+        """The token ids (`jti`) among the callers' tokens that are revoked now.
+
+        One Redis round trip whatever the number: the tokens go in batches of
+        `REVOCATION_BATCH` through the same revocation rule as admission, in one pipeline.
+        """
+        if not callers:
+            return set()
+        batches = [
+            callers[start : start + REVOCATION_BATCH]
+            for start in range(0, len(callers), REVOCATION_BATCH)
+        ]
+        # EVAL, not a registered script: a pipeline of registered scripts first asks Redis
+        # whether they are loaded (a second round trip); Redis caches EVAL'd scripts anyway.
+        async with self._redis.pipeline(transaction=False) as pipeline:
+            for batch in batches:
+                keys = [key for caller in batch for key in revocation_keys(caller)]
+                issued = [repr(caller.issued_at) for caller in batch]
+                pipeline.eval(CHECK_REVOKED_LUA, len(keys), *keys, *issued)
+            answers: list[list[int]] = await pipeline.execute()
+        return {
+            caller.token_id
+            for batch, flags in zip(batches, answers, strict=True)
+            for caller, flag in zip(batch, flags, strict=True)
+            if flag
+        }
 
 
 def _nonce() -> str:
@@ -171,7 +199,7 @@ class AdmissionMiddleware:
         client_ip = client[0] if client else UNKNOWN_CLIENT
         try:
             admission = await gate.admit(_authorization(scope), client_ip)
-        except (RedisConnectionError, RedisTimeoutError, KeySetUnavailable) as error:
+        except ADMISSION_UNAVAILABLE as error:
             log.warning("admission.unavailable", error_type=type(error).__name__)
             unavailable = problem_response(scope, 503, headers={"Retry-After": str(RETRY_AFTER_S)})
             await unavailable(scope, receive, send)

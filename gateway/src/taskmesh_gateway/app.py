@@ -19,6 +19,7 @@ from taskmesh_gateway.admission import AdmissionMiddleware, Gatekeeper
 from taskmesh_gateway.clients import BrokerConnection, ServiceClients, create_redis
 from taskmesh_gateway.health import router as health_router
 from taskmesh_gateway.idempotency import IdempotencyMiddleware, IdempotencyStore
+from taskmesh_gateway.log_redaction import redact_query_tokens
 from taskmesh_gateway.login_guard import LoginGuard
 from taskmesh_gateway.me_cache import MeCache
 from taskmesh_gateway.middleware import (
@@ -27,6 +28,8 @@ from taskmesh_gateway.middleware import (
     SecurityHeadersMiddleware,
 )
 from taskmesh_gateway.problems import install_problem_handlers
+from taskmesh_gateway.realtime import Realtime
+from taskmesh_gateway.realtime.endpoint import router as realtime_router
 from taskmesh_gateway.routers import api_routers
 from taskmesh_gateway.schemas.problems import problem_responses
 from taskmesh_gateway.settings import GatewaySettings
@@ -74,12 +77,16 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         lifespan=_lifespan,
     )
     app.state.settings = settings
+    # /api/v1/ws takes a token in its query string, which uvicorn logs with the request line.
+    redact_query_tokens()
 
     install_problem_handlers(app)
     app.include_router(health_router)
     for router in api_routers:
         # Every API route is admitted: rate limited, and unavailable while Redis is down.
         app.include_router(router, responses=problem_responses(429, 503))
+    # The WebSocket admits its handshakes itself (HTTP admission sees no websocket scope).
+    app.include_router(realtime_router)
     _add_docs(app)
 
     # Added innermost first: a request meets the proxy headers, the security headers, its
@@ -137,9 +144,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         connect_timeout_s=settings.readiness_timeout_s,
     )
     app.state.broker.start()
+    app.state.realtime = Realtime(settings, app.state.gatekeeper, app.state.broker.connection)
+    app.state.realtime.start()
     try:
         yield
     finally:
+        await app.state.realtime.stop()
         await app.state.broker.close()
         await app.state.redis.aclose()
         await app.state.clients.close()

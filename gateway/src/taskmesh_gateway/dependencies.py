@@ -92,10 +92,15 @@ async def get_current_user(
         raise RuntimeError(f"{request.url.path} needs a caller but is not behind admission")
     if admission.caller is not None:
         return admission.caller
+    raise _unauthorized(*authentication_challenge(admission))
+
+
+def authentication_challenge(admission: Admission) -> tuple[str, str]:
+    """The 401's detail and `WWW-Authenticate` value for a request that brought no caller."""
     if admission.rejection is None:
-        raise _unauthorized("A bearer access token is required.", "Bearer")
+        return "A bearer access token is required.", "Bearer"
     challenge = f'Bearer error="invalid_token", error_description="{admission.rejection}"'
-    raise _unauthorized(f"{admission.rejection[0].upper()}{admission.rejection[1:]}.", challenge)
+    return f"{admission.rejection[0].upper()}{admission.rejection[1:]}.", challenge
 
 
 CurrentUser = Annotated[Caller, Depends(get_current_user)]

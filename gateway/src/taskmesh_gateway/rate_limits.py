@@ -17,6 +17,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Final
 
+from taskmesh_gateway.revocation import IS_REVOKED_LUA
+
 WINDOW_S: Final = 60
 
 SLIDING_WINDOW_LUA: Final = """
@@ -57,20 +59,12 @@ return {0, result[1], result[2], result[3]}
 
 ADMIT_CALLER_LUA: Final = (
     SLIDING_WINDOW_LUA
+    + IS_REVOKED_LUA
     + """
 -- KEYS: revoked jti, revoked sid, user not_before, user partition, ip partition.
 -- ARGV: token iat, user limit, ip limit, window ms, member.
 -- A revoked token is charged to the client's IP, like any other request without a caller.
-local revoked = 0
-if redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 then
-  revoked = 1
-else
-  local not_before = redis.call('GET', KEYS[3])
-  -- An unreadable not_before revokes rather than accepts.
-  if not_before and tonumber(ARGV[1]) < (tonumber(not_before) or math.huge) then
-    revoked = 1
-  end
-end
+local revoked = is_revoked(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
 local key, limit = KEYS[4], tonumber(ARGV[2])
 if revoked == 1 then
   key, limit = KEYS[5], tonumber(ARGV[3])

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
+from taskmesh_chassis.events import EventSettings
 from taskmesh_chassis.settings import IdentitySettings
 
 
@@ -14,11 +15,12 @@ def _default_instance_name(data: dict[str, Any]) -> str:
     return f"{socket.gethostname()}:{data.get('gateway_port', 8001)}"
 
 
-class GatewaySettings(IdentitySettings):
+class GatewaySettings(IdentitySettings, EventSettings):
     """Everything the gateway process reads from its environment (see docs/processes.md).
 
     `AUTH_GRPC_TARGET`, `JWT_ISSUER`, `JWT_AUDIENCE` and `JWT_LEEWAY_S` come from the chassis'
-    IdentitySettings, which the services read too.
+    IdentitySettings, which the services read too; `EVENTS_EXCHANGE` (the exchange the
+    WebSocket push consumes) from its EventSettings.
     """
 
     gateway_host: str = "127.0.0.1"
@@ -55,6 +57,14 @@ class GatewaySettings(IdentitySettings):
     login_max_failures: int = Field(default=5, ge=1)
     login_failure_window_s: int = Field(default=900, ge=1)
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+
+    # GET /api/v1/ws (docs/gateway.md, "Real-time").
+    ws_ping_interval_s: float = Field(default=20.0, gt=0)
+    ws_ping_timeout_s: float = Field(default=20.0, gt=0)
+    ws_max_message_bytes: int = Field(default=4096, ge=1)
+    ws_send_queue_size: int = Field(default=256, ge=1)
+    ws_revocation_check_interval_s: float = Field(default=1.0, gt=0)
+    ws_revocation_grace_s: float = Field(default=10.0, gt=0)
 
     @field_validator("cors_origins", mode="before")
     @classmethod
