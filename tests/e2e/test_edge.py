@@ -55,23 +55,3 @@ def test_client_request_id_is_echoed_and_logged_by_gateway_and_service(suite: Lo
 
     assert eventually(logged_by_a_gateway)
     assert eventually(lambda: request_id in request_ids_in(suite, "auth"))
-
-
-def test_unimplemented_rpc_answers_501_problem(suite: LocalRun) -> None:
-    # NotificationsService.ListNotifications answers UNIMPLEMENTED until that service is built.
-    registered = register(suite, f"e2e-501-setup-{uuid.uuid4().hex}")
-    assert registered.status_code == 201, registered.text
-    access_token = registered.json()["access_token"]
-    request_id = f"e2e-501-{uuid.uuid4().hex}"
-
-    response = httpx.get(
-        f"{suite.url}/api/v1/notifications",
-        headers={"X-Request-ID": request_id, "Authorization": f"Bearer {access_token}"},
-        timeout=10,
-    )
-
-    assert response.status_code == 501
-    assert response.headers["Content-Type"].startswith(PROBLEM_JSON)
-    problem = response.json()
-    assert problem["status"] == 501
-    assert problem["request_id"] == request_id

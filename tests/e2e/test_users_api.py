@@ -8,9 +8,9 @@ effects of a deletion in every service) is awaited with `eventually`; what the c
 promises at once (the profile right after register, an answer showing the new role, login
 refused after a deletion) is checked at once.
 
-Notifications cannot be created through the API yet, so the deletion tests put a
-notification straight into the suite's notifications database and watch it go; they read
-the tasks database directly to see a deletion wait while the tasks service is down.
+The deletion tests give the doomed user an assignment (hence a notification and an email
+record) and watch both go from the notifications database, while the witness's stay; they
+read the tasks database directly to see a deletion wait while the tasks service is down.
 """
 
 from __future__ import annotations
@@ -732,6 +732,20 @@ def create_task(client: httpx.Client, owner: Account, **fields: Any) -> dict[str
     return task
 
 
+def first_notification_id(client: httpx.Client, account: Account) -> str:
+    """The id of the account's first notification (an assignment), once it has arrived."""
+    found: list[str] = []
+
+    def arrived() -> bool:
+        response = client.get("/api/v1/notifications", headers=account.auth)
+        assert response.status_code == 200, response.text
+        found[:] = [item["id"] for item in response.json()["items"]]
+        return bool(found)
+
+    assert eventually(arrived, timeout_s=EVENT_TIMEOUT_S), f"no notification for {account.email}"
+    return found[0]
+
+
 def leave_footprint(
     client: httpx.Client, suite: UsersSuite, doomed: Account, witness: Account
 ) -> Footprint:
@@ -743,21 +757,15 @@ def leave_footprint(
     )
     assert attachment.status_code == 201, attachment.text
     others = create_task(client, witness, title="Witness's task", assignee_id=doomed.id)
-    notifications = suite.database("notifications")["notifications"]
-    now = datetime.now(UTC)
-    notification = notifications.insert_one(
-        {"user_id": doomed.id, "type": "task.assigned", "read": False, "created_at": now}
-    )
-    witness_notification = notifications.insert_one(
-        {"user_id": witness.id, "type": "task.assigned", "read": False, "created_at": now}
-    )
+    notification_id = first_notification_id(client, doomed)
+    witness_notification_id = first_notification_id(client, witness)
     assert client.get(f"{TASKS}/{own['id']}", headers=witness.auth).status_code == 200
     return Footprint(
         own_task_id=own["id"],
         attachment_id=attachment.json()["id"],
         others_task_id=others["id"],
-        notification_id=notification.inserted_id,
-        witness_notification_id=witness_notification.inserted_id,
+        notification_id=ObjectId(notification_id),
+        witness_notification_id=ObjectId(witness_notification_id),
     )
 
 
@@ -791,6 +799,11 @@ def assert_gone_from_users_and_notifications(
         "the deleted user's notification is still there"
     )
     assert notifications.count_documents({"_id": footprint.witness_notification_id}) == 1
+    emails = suite.database("notifications")["emails"]
+    assert becomes(lambda: emails.count_documents({"user_id": doomed.id}), 0), (
+        "the deleted user's email records are still there"
+    )
+    assert emails.count_documents({"user_id": witness.id}) >= 1
 
 
 def assert_gone_from_tasks(

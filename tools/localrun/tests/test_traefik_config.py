@@ -40,6 +40,19 @@ def test_dynamic_config_balances_over_both_gateways_with_a_health_check(tmp_path
     assert router == {"entryPoints": ["web"], "rule": "PathPrefix(`/`)", "service": "gateways"}
 
 
+def test_the_websocket_route_is_kept_out_of_the_access_log(tmp_path: Path) -> None:
+    write(tmp_path)
+    dynamic = load(tmp_path / "traefik" / "dynamic.yaml")
+
+    router = dynamic["http"]["routers"]["taskmesh-ws"]  # type: ignore[index]
+    assert router == {
+        "entryPoints": ["web"],
+        "rule": "Path(`/api/v1/ws`)",
+        "service": "gateways",
+        "observability": {"accessLogs": False},
+    }
+
+
 def test_static_config_listens_locally_and_phones_nobody(tmp_path: Path) -> None:
     static = load(write(tmp_path))
 

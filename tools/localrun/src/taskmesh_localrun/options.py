@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 SERVICES = ("auth", "users", "tasks", "notifications", "analytics")
@@ -19,6 +19,9 @@ class RunOptions:
     data_dir: Path = Path(".data")
     free_ports: bool = False
     gateways: int = 2
+    instances: Mapping[str, int] = field(default_factory=dict)
+    """How many instances of a service run (absent: one); the extra ones are named
+    `<service>-2`, `<service>-3`, ..."""
     ready_timeout_s: float = 60.0
 
 
@@ -27,6 +30,18 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
     return value
+
+
+def _service_instances(text: str) -> tuple[str, int]:
+    service, equals, count = text.partition("=")
+    if not equals or service not in SERVICES:
+        raise argparse.ArgumentTypeError(
+            f"expected SERVICE=N with SERVICE one of {', '.join(SERVICES)}, not {text!r}"
+        )
+    try:
+        return service, _positive_int(count)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"N must be a whole number, not {count!r}") from None
 
 
 def parse_options(argv: Sequence[str] | None = None) -> RunOptions:
@@ -66,6 +81,16 @@ def parse_options(argv: Sequence[str] | None = None) -> RunOptions:
         help="how many gateway instances Traefik balances over (default: 2)",
     )
     parser.add_argument(
+        "--instances",
+        type=_service_instances,
+        action="append",
+        default=[],
+        metavar="SERVICE=N",
+        help="run N instances of a service (default 1), sharing its database and event "
+        "queues; the extra ones are SERVICE-2, ... on ports of their own, and the gateways "
+        "call the first; repeatable",
+    )
+    parser.add_argument(
         "--ready-timeout",
         type=float,
         default=60.0,
@@ -73,10 +98,14 @@ def parse_options(argv: Sequence[str] | None = None) -> RunOptions:
         help="how long to wait for the suite to become ready (default: 60)",
     )
     args = parser.parse_args(argv)
+    instances = dict(args.instances)
+    if len(instances) < len(args.instances):
+        parser.error("--instances names the same service twice")
     return RunOptions(
         only=args.only,
         data_dir=args.data_dir,
         free_ports=args.free_ports,
         gateways=args.gateways,
+        instances=instances,
         ready_timeout_s=args.ready_timeout,
     )

@@ -18,6 +18,7 @@ from taskmesh_localrun.ports import (
     DEFAULT_PUBLIC_PORT,
     DEFAULT_SMTP_PORT,
     DEFAULT_TRAEFIK_API_PORT,
+    EXTRA_INSTANCE_PORT_STEP,
     LOCAL_HOST,
     PortPicker,
 )
@@ -155,6 +156,15 @@ def _target_env(grpc_targets: Mapping[str, str], callees: Iterable[str]) -> dict
     }
 
 
+def _extra_instance_ports(service: str, index: int, picker: PortPicker) -> dict[str, int]:
+    """The ports of instance `index` (2, 3, ...) of a service."""
+    offset = EXTRA_INSTANCE_PORT_STEP * (index - 1)
+    return {
+        "grpc": picker.pick(DEFAULT_GRPC_PORTS[service] + offset),
+        "metrics": picker.pick(DEFAULT_METRICS_PORTS[service] + offset),
+    }
+
+
 def _public_port(environ: Mapping[str, str], picker: PortPicker) -> int:
     raw = environ.get("PUBLIC_PORT", "").strip()
     if not raw:
@@ -178,6 +188,13 @@ def build_plan(options: RunOptions, environ: Mapping[str, str], tools: Tools | N
     services = SERVICES if only is None else tuple(s for s in SERVICES if s == only)
     run_gateways = only in (None, "gateway")
     gateway_count = 1 if only == "gateway" else options.gateways
+    not_started = sorted(set(options.instances) - set(services))
+    if not_started:
+        raise PlanError(
+            f"--instances names {', '.join(not_started)}, which this run does not start"
+        )
+    # Traefik's port, picked first: links in emails point at it.
+    public_port = _public_port(environ, picker) if only is None else None
 
     # Child environment: the runner's own, plus what the runner decides.
     base_env = dict(environ)
@@ -255,29 +272,37 @@ def build_plan(options: RunOptions, environ: Mapping[str, str], tools: Tools | N
     service_specs: list[ProcessSpec] = []
     # auth last: see Tier.
     for service in sorted(services, key=lambda name: name == "auth"):
-        ports = service_ports[service]
-        callees = _CALLEES.get(service, _DEFAULT_CALLEES)
-        service_specs.append(
-            ProcessSpec(
-                name=service,
-                tier=Tier.AUTH if service == "auth" else Tier.SERVICES,
-                argv=(tools.python, "-m", f"taskmesh_{service}"),
-                env={
-                    "GRPC_PORT": str(ports["grpc"]),
-                    "METRICS_PORT": str(ports["metrics"]),
-                    **_target_env(grpc_targets, callees),
-                    # auth generates its development signing key once, into the data dir.
-                    **(
-                        {"DEV_SIGNING_KEY_PATH": str(data_dir / "auth" / "dev-signing-key.pem")}
-                        if service == "auth"
-                        else {}
-                    ),
-                },
-                ports=ports,
-                log_path=log_dir / f"{service}.log",
-                ready_check=GrpcServing(grpc_targets[service]),
+        service_env = _target_env(grpc_targets, _CALLEES.get(service, _DEFAULT_CALLEES))
+        if service == "auth":
+            # auth generates its development signing key once, into the data dir.
+            service_env["DEV_SIGNING_KEY_PATH"] = str(data_dir / "auth" / "dev-signing-key.pem")
+        if service == "notifications" and public_port and not environ.get("PUBLIC_BASE_URL"):
+            # Links in emails lead to this run's public URL, whatever its port.
+            service_env["PUBLIC_BASE_URL"] = f"http://{LOCAL_HOST}:{public_port}"
+        # Every instance shares the first one's environment (database, events, targets);
+        # the extra ones differ only in name and ports, and no gateway calls them.
+        for index in range(1, options.instances.get(service, 1) + 1):
+            ports = (
+                service_ports[service]
+                if index == 1
+                else _extra_instance_ports(service, index, picker)
             )
-        )
+            name = service if index == 1 else f"{service}-{index}"
+            service_specs.append(
+                ProcessSpec(
+                    name=name,
+                    tier=Tier.AUTH if service == "auth" else Tier.SERVICES,
+                    argv=(tools.python, "-m", f"taskmesh_{service}"),
+                    env={
+                        "GRPC_PORT": str(ports["grpc"]),
+                        "METRICS_PORT": str(ports["metrics"]),
+                        **service_env,
+                    },
+                    ports=ports,
+                    log_path=log_dir / f"{name}.log",
+                    ready_check=GrpcServing(f"{LOCAL_HOST}:{ports['grpc']}"),
+                )
+            )
 
     gateway_specs: list[ProcessSpec] = []
     if run_gateways:
@@ -303,12 +328,10 @@ def build_plan(options: RunOptions, environ: Mapping[str, str], tools: Tools | N
     gateway_urls = tuple(f"http://{LOCAL_HOST}:{spec.ports['http']}" for spec in gateway_specs)
 
     edge: list[ProcessSpec] = []
-    public_port: int | None = None
     traefik_api_port: int | None = None
     traefik_dir: Path | None = None
     ready_check: ReadyCheck
-    if only is None:
-        public_port = _public_port(environ, picker)
+    if public_port is not None:
         traefik_api_port = picker.pick(DEFAULT_TRAEFIK_API_PORT)
         traefik_dir = data_dir / "traefik"
         edge.append(
@@ -326,6 +349,7 @@ def build_plan(options: RunOptions, environ: Mapping[str, str], tools: Tools | N
     elif only == "gateway":
         ready_check = HttpOk(f"{gateway_urls[0]}/healthz")
     else:
+        assert only is not None  # no public port only when one part runs alone
         ready_check = GrpcServing(grpc_targets[only])
 
     processes = tuple(

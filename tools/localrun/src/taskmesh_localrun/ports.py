@@ -27,6 +27,9 @@ DEFAULT_METRICS_PORTS = {
     "notifications": 9104,
     "analytics": 9105,
 }
+EXTRA_INSTANCE_PORT_STEP = 100
+"""Instance k of a service (`--instances`) listens on its defaults + (k - 1) x this:
+notifications-2 on gRPC 50154 and metrics 9204."""
 
 
 def is_port_free(port: int, host: str = LOCAL_HOST) -> bool:
