@@ -7,6 +7,8 @@ real connections run the lifespan themselves (`lifespan_app`).
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack
 from typing import Any
@@ -332,3 +334,35 @@ async def started_gateway() -> AsyncIterator[LifespanClient]:
             )
 
         yield start
+
+
+DropConnection = Callable[[str], Awaitable[None]]
+
+
+def _drop_connection(connection_name: str) -> None:
+    listing = subprocess.run(
+        ["rabbitmqctl", "list_connections", "pid", "client_properties", "-q", "--no-table-headers"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    marker = f'{{"connection_name","{connection_name}"}}'
+    pids = [line.split("\t")[0] for line in listing.stdout.splitlines() if marker in line]
+    assert len(pids) == 1, f"expected one connection named {connection_name}, found {pids}"
+    subprocess.run(
+        ["rabbitmqctl", "close_connection", pids[0], "taskmesh test: simulated connection loss"],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def drop_broker_connection() -> DropConnection:
+    """Have the broker close a named client connection, as a network failure would."""
+
+    async def drop(connection_name: str) -> None:
+        await asyncio.to_thread(_drop_connection, connection_name)
+
+    return drop

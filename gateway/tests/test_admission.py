@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import APIRouter, FastAPI
 from google.protobuf.empty_pb2 import Empty
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 from taskmesh.auth.v1 import auth_pb2, auth_pb2_grpc
 from taskmesh.common.v1 import common_pb2
@@ -419,6 +420,27 @@ async def test_anonymous_requests_beyond_the_limit_are_429_with_retry_after(
     assert refused.headers["ratelimit-policy"] == '"ip";q=3;w=60'
     assert refused.headers["ratelimit"].startswith('"ip";r=0;t=')
     assert "x-request-id" in refused.headers
+
+
+async def test_refusals_are_counted_by_policy(
+    build_app: AppFactory, signing_key: Ed25519PrivateKey
+) -> None:
+    before = {policy: rate_limited(policy) for policy in ("ip", "user")}
+    token = mint(signing_key, uuid.uuid4().hex)
+    async with client_for(build_app(anon_limit=1, user_limit=2)) as client:
+        for _ in range(3):
+            await client.get("/api/v1/_probe/public")
+        for _ in range(3):
+            await client.get("/api/v1/_probe/whoami", headers=bearer(token))
+
+    assert {policy: rate_limited(policy) - before[policy] for policy in before} == {
+        "ip": 2,
+        "user": 1,
+    }
+
+
+def rate_limited(policy: str) -> float:
+    return REGISTRY.get_sample_value("taskmesh_rate_limited_total", {"policy": policy}) or 0.0
 
 
 async def test_each_user_has_a_limit_of_their_own(

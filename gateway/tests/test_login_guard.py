@@ -7,6 +7,7 @@ import secrets
 from collections.abc import AsyncIterator
 
 import pytest
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 from taskmesh_gateway.clients import create_redis
 from taskmesh_gateway.login_guard import LoginAttempt, LoginGuard, LoginLocked, attempts_key
@@ -53,6 +54,20 @@ async def test_five_failures_lock_the_email_for_the_rest_of_the_window(
         await guard.begin(email)
 
     assert 895 <= locked.value.retry_after_s <= 900
+
+
+async def test_each_refused_attempt_is_counted_as_rate_limited(
+    guard: LoginGuard, email: str
+) -> None:
+    before = REGISTRY.get_sample_value("taskmesh_rate_limited_total", {"policy": "login"}) or 0
+    await fail(guard, email, 5)
+
+    for _ in range(2):
+        with pytest.raises(LoginLocked):
+            await guard.begin(email)
+
+    after = REGISTRY.get_sample_value("taskmesh_rate_limited_total", {"policy": "login"})
+    assert after == before + 2
 
 
 async def test_discounted_attempts_do_not_count(guard: LoginGuard, email: str) -> None:

@@ -15,13 +15,12 @@ import json
 import os
 import secrets
 import socket
-import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aio_pika
 import grpc
@@ -50,6 +49,9 @@ from taskmesh_gateway.realtime.hub import SLOW_CLIENT
 from taskmesh_gateway.settings import GatewaySettings
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
+
+if TYPE_CHECKING:
+    from conftest import DropConnection
 
 pytestmark = pytest.mark.integration
 
@@ -627,14 +629,18 @@ async def test_a_slow_client_is_dropped_without_slowing_the_others(
 
 
 async def test_the_event_stream_resubscribes_after_the_broker_drops_its_connection(
-    gateway: Gateway, mint: Mint, publish: Publish, sockets: AsyncExitStack
+    gateway: Gateway,
+    mint: Mint,
+    publish: Publish,
+    sockets: AsyncExitStack,
+    drop_broker_connection: DropConnection,
 ) -> None:
     user = mint()
     socket = await sockets.enter_async_context(open_socket(gateway, user))
     stream = gateway.app.state.realtime.stream
     before = stream.queue_name
 
-    await asyncio.to_thread(drop_connection, f"gateway {gateway.settings.instance_name}")
+    await drop_broker_connection(f"gateway {gateway.settings.instance_name}")
     await eventually(
         lambda: stream.queue_name != before and stream.subscribed.is_set(),
         timeout_s=30,
@@ -643,23 +649,3 @@ async def test_the_event_stream_resubscribes_after_the_broker_drops_its_connecti
     event_id = await publish("notification.created", notification_for(user.user_id))
 
     assert (await received(socket))["id"] == event_id
-
-
-def drop_connection(connection_name: str) -> None:
-    """Have the broker close a named client connection, as a network failure would."""
-    listing = subprocess.run(
-        ["rabbitmqctl", "list_connections", "pid", "client_properties", "-q", "--no-table-headers"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    marker = f'{{"connection_name","{connection_name}"}}'
-    pids = [line.split("\t")[0] for line in listing.stdout.splitlines() if marker in line]
-    assert len(pids) == 1, f"expected one connection named {connection_name}, found {pids}"
-    subprocess.run(
-        ["rabbitmqctl", "close_connection", pids[0], "taskmesh test: simulated connection loss"],
-        capture_output=True,
-        check=True,
-        timeout=60,
-    )

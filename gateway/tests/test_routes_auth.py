@@ -12,6 +12,7 @@ import pytest
 from fastapi import FastAPI
 from google.protobuf.empty_pb2 import Empty
 from google.protobuf.timestamp_pb2 import Timestamp
+from prometheus_client import REGISTRY
 from taskmesh.auth.v1 import auth_pb2
 from taskmesh.common.v1 import common_pb2
 from taskmesh_chassis.identity import Caller
@@ -309,6 +310,21 @@ async def test_me_is_a_miss_then_a_hit_with_the_same_body(
     assert second.json() == first.json()
     assert second.headers["content-type"] == "application/json"
     assert len(auth_service.requests) == 1
+
+
+@pytest.mark.usefixtures("signed_in")
+async def test_me_cache_lookups_are_counted_as_hits_and_misses(client: httpx.AsyncClient) -> None:
+    hits, misses = me_cache_requests("hit"), me_cache_requests("miss")
+
+    for _ in range(3):
+        await client.get("/api/v1/auth/me")
+
+    assert (me_cache_requests("hit") - hits, me_cache_requests("miss") - misses) == (2, 1)
+
+
+def me_cache_requests(result: str) -> float:
+    labels = {"cache": "me", "result": result}
+    return REGISTRY.get_sample_value("taskmesh_cache_requests_total", labels) or 0.0
 
 
 @pytest.mark.usefixtures("signed_in")

@@ -13,6 +13,7 @@ import pytest
 from fastapi import FastAPI
 from google.protobuf.empty_pb2 import Empty
 from google.protobuf.timestamp_pb2 import Timestamp
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 from taskmesh.tasks.v1 import tasks_pb2
 from taskmesh_chassis.identity import Caller
@@ -618,6 +619,21 @@ async def test_list_is_a_miss_then_a_hit_with_the_same_body(
     assert second.content == first.content
     assert second.headers["content-type"] == "application/json"
     assert len(tasks_service.requests) == 1
+
+
+async def test_list_lookups_are_counted_as_hits_and_misses(client: httpx.AsyncClient) -> None:
+    hits, misses = cache_requests("hit"), cache_requests("miss")
+
+    await client.get("/api/v1/tasks?sort=due_at")
+    await client.get("/api/v1/tasks?sort=due_at")
+    await client.get("/api/v1/tasks?sort=due_at")
+
+    assert (cache_requests("hit") - hits, cache_requests("miss") - misses) == (2, 1)
+
+
+def cache_requests(result: str) -> float:
+    labels = {"cache": "task_list", "result": result}
+    return REGISTRY.get_sample_value("taskmesh_cache_requests_total", labels) or 0.0
 
 
 async def test_list_queries_that_differ_are_cached_apart(

@@ -33,6 +33,7 @@ from taskmesh_chassis.identity import (
     bind_caller,
 )
 
+from taskmesh_gateway.metrics import count_rate_limited
 from taskmesh_gateway.problems import RETRY_AFTER_S, problem_response
 from taskmesh_gateway.rate_limits import (
     ADMIT_ANONYMOUS_LUA,
@@ -210,6 +211,7 @@ class AdmissionMiddleware:
         quota_headers = admission.quota.headers()
         if not admission.quota.allowed:
             log.info("ratelimit.exceeded", policy=admission.quota.policy.name)
+            count_rate_limited(admission.quota.policy.name)
             headers = {key.decode(): value.decode() for key, value in quota_headers}
             headers["Retry-After"] = str(admission.quota.retry_after_s)
             await problem_response(scope, 429, headers=headers)(scope, receive, send)

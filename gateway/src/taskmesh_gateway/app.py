@@ -13,6 +13,7 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 from taskmesh_chassis.identity import GrpcJwksProvider, TokenVerifier
+from taskmesh_chassis.tracing import flush_spans
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from taskmesh_gateway.admission import AdmissionMiddleware, Gatekeeper
@@ -30,10 +31,16 @@ from taskmesh_gateway.middleware import (
 from taskmesh_gateway.problems import install_problem_handlers
 from taskmesh_gateway.realtime import Realtime
 from taskmesh_gateway.realtime.endpoint import router as realtime_router
+from taskmesh_gateway.request_records import (
+    RecordShipper,
+    RequestRecorder,
+    RequestRecordingMiddleware,
+)
 from taskmesh_gateway.routers import api_routers
 from taskmesh_gateway.schemas.problems import problem_responses
 from taskmesh_gateway.settings import GatewaySettings
 from taskmesh_gateway.task_list_cache import TaskListCache
+from taskmesh_gateway.tracing import configure_gateway_tracing
 
 OPENAPI_URL = "/api/v1/openapi.json"
 DESCRIPTION = """\
@@ -75,10 +82,15 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         lifespan=_lifespan,
+        # FastAPI's own OpenTelemetry request spans would be a second server span per request
+        # (and record query strings); RequestContextMiddleware traces (taskmesh_gateway.tracing).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     # /api/v1/ws takes a token in its query string, which uvicorn logs with the request line.
     redact_query_tokens()
+    # Process-wide (the first app built configures it): every request gets a server span.
+    configure_gateway_tracing(settings)
 
     install_problem_handlers(app)
     app.include_router(health_router)
@@ -104,6 +116,12 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             expose_headers=CORS_EXPOSED_HEADERS,
             max_age=600,
         )
+    if settings.request_recording_enabled:
+        # Inside the request context (its request id), outside admission (its caller).
+        app.state.request_recorder = RequestRecorder(
+            capacity=settings.request_records_buffer, batch_size=settings.request_records_batch
+        )
+        app.add_middleware(RequestRecordingMiddleware, recorder=app.state.request_recorder)
     app.add_middleware(RequestContextMiddleware, instance=settings.instance_name)
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.trusted_tls)
     # The client address (rate limits) comes from X-Forwarded-For only when the peer is a
@@ -146,13 +164,27 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.broker.start()
     app.state.realtime = Realtime(settings, app.state.gatekeeper, app.state.broker.connection)
     app.state.realtime.start()
+    app.state.request_shipper = None
+    if settings.request_recording_enabled:
+        app.state.request_shipper = RecordShipper(
+            app.state.request_recorder,
+            app.state.broker.connection,
+            settings.event_topology,
+            instance=settings.instance_name,
+            flush_interval_s=settings.request_records_flush_s,
+        )
+        app.state.request_shipper.start()
     try:
         yield
     finally:
         await app.state.realtime.stop()
+        if app.state.request_shipper is not None:
+            await app.state.request_shipper.stop()
         await app.state.broker.close()
         await app.state.redis.aclose()
         await app.state.clients.close()
+        # The last requests' spans leave now, not whenever the batch would have gone.
+        flush_spans()
 
 
 def _add_docs(app: FastAPI) -> None:

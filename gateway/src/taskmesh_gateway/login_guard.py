@@ -24,6 +24,8 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from taskmesh_gateway.metrics import count_rate_limited
+
 log = structlog.get_logger(__name__)
 
 BEGIN_ATTEMPT_LUA: Final = """
@@ -92,6 +94,7 @@ class LoginGuard:
             )
         )
         if wait_ms > 0:
+            count_rate_limited("login")
             raise LoginLocked(math.ceil(wait_ms / 1000))
         return attempt
 

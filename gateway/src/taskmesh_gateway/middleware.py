@@ -1,8 +1,9 @@
 """Pure ASGI middleware that every request passes through.
 
-`RequestContextMiddleware` gives the request its id, logs and measures it and turns an
-unexpected exception into a 500 problem; `SecurityHeadersMiddleware` adds the headers every
-response carries. Both wrap `send` only, so responses stream through untouched.
+`RequestContextMiddleware` gives the request its id and its server span (tracing.py), logs
+and measures it and turns an unexpected exception into a 500 problem;
+`SecurityHeadersMiddleware` adds the headers every response carries. Both wrap `send` only,
+so responses stream through untouched.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import time
 from collections.abc import Iterable
 
 import structlog
+from opentelemetry.trace import Span
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from taskmesh_chassis.context import (
@@ -18,11 +20,11 @@ from taskmesh_chassis.context import (
     bind_request,
     is_sane_token,
     new_request_id,
-    new_traceparent,
-    trace_id_of,
 )
+from taskmesh_chassis.tracing import current_traceparent
 
 from taskmesh_gateway.problems import internal_error_response
+from taskmesh_gateway.tracing import finish_request_span, request_span
 
 log = structlog.get_logger("taskmesh_gateway.access")
 
@@ -76,11 +78,11 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 def _request_context(scope: Scope) -> RequestContext:
+    """The request's id (the client's, if sane) and the trace context of its current span."""
     sent_id = _header(scope, REQUEST_ID_HEADER)
-    traceparent = _header(scope, b"traceparent")
     return RequestContext(
         request_id=sent_id if sent_id is not None and is_sane_token(sent_id) else new_request_id(),
-        traceparent=traceparent if traceparent and trace_id_of(traceparent) else new_traceparent(),
+        traceparent=current_traceparent(),
     )
 
 
@@ -96,16 +98,27 @@ class RequestContextMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        context = _request_context(scope)
-        bind_request(context)
-        structlog.contextvars.bind_contextvars(instance=self.instance)
-        scope.setdefault("state", {})["request_id"] = context.request_id
-        if scope["type"] == "websocket":
-            await self.app(scope, receive, _with_request_id_on_handshake(send, context.request_id))
-            return
-        await self._answer(scope, receive, send, context.request_id)
+        # The server span first: the request context and every log line name it.
+        with request_span(scope) as span:
+            context = _request_context(scope)
+            bind_request(context)
+            structlog.contextvars.bind_contextvars(instance=self.instance)
+            scope.setdefault("state", {})["request_id"] = context.request_id
+            if scope["type"] == "websocket":
+                try:
+                    await self.app(
+                        scope, receive, _with_request_id_on_handshake(send, context.request_id)
+                    )
+                finally:
+                    finish_request_span(
+                        span, method="WEBSOCKET", route=_matched_route(scope), status=None
+                    )
+                return
+            await self._answer(scope, receive, send, context.request_id, span)
 
-    async def _answer(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+    async def _answer(
+        self, scope: Scope, receive: Receive, send: Send, request_id: str, span: Span
+    ) -> None:
         started = time.perf_counter()
         status = 500
         response_started = False
@@ -140,6 +153,12 @@ class RequestContextMiddleware:
                 duration_ms=round(elapsed * 1000, 2),
                 instance=self.instance,
             )
+            finish_request_span(span, method=method, route=_matched_route(scope), status=status)
+
+
+def _matched_route(scope: Scope) -> str | None:
+    route = route_template(scope)
+    return None if route == UNMATCHED_ROUTE else route
 
 
 _HANDSHAKE_ANSWERS = frozenset({"websocket.accept", "websocket.http.response.start"})

@@ -66,6 +66,12 @@ class GatewaySettings(IdentitySettings, EventSettings):
     ws_revocation_check_interval_s: float = Field(default=1.0, gt=0)
     ws_revocation_grace_s: float = Field(default=10.0, gt=0)
 
+    # Request records for analytics (docs/gateway.md, "Request records").
+    request_recording_enabled: bool = True
+    request_records_buffer: int = Field(default=10_000, ge=1)
+    request_records_batch: int = Field(default=500, ge=1)
+    request_records_flush_s: float = Field(default=1.0, gt=0, le=5)
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:

@@ -5,7 +5,6 @@ from taskmesh_chassis.context import (
     RequestContext,
     is_sane_token,
     new_request_id,
-    new_traceparent,
     trace_id_of,
 )
 
@@ -41,10 +40,6 @@ def test_invalid_traceparent_has_no_trace_id(traceparent: str) -> None:
     assert trace_id_of(traceparent) is None
 
 
-def test_new_traceparent_is_valid() -> None:
-    assert trace_id_of(new_traceparent()) is not None
-
-
 def test_context_from_metadata_keeps_what_the_caller_sent() -> None:
     context = RequestContext.from_metadata(
         [
@@ -77,6 +72,7 @@ def test_context_from_metadata_drops_unsafe_identity_and_bad_traceparent() -> No
     assert (context.user_id, context.user_role, context.traceparent) == (None, None, None)
 
 
-def test_forwarded_metadata_carries_request_and_trace_but_not_identity() -> None:
+def test_forwarded_metadata_carries_the_request_id_only() -> None:
+    # Identity is the gateway's to assert; the trace context is the client span's.
     context = RequestContext("req-1", "u1", "admin", TRACEPARENT)
-    assert context.forwarded_metadata() == [("x-request-id", "req-1"), ("traceparent", TRACEPARENT)]
+    assert context.forwarded_metadata() == [("x-request-id", "req-1")]

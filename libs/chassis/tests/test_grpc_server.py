@@ -6,10 +6,18 @@ from typing import Any
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from opentelemetry.trace import SpanKind, StatusCode
 from prometheus_client import REGISTRY
 from taskmesh_chassis.errors import FieldError, field_errors_from_metadata
 from taskmesh_chassis.grpc_server import GrpcServer
-from taskmesh_chassis.testing import capture_logs, list_services
+from taskmesh_chassis.testing import (
+    capture_logs,
+    capture_spans,
+    list_services,
+    parent_id_hex,
+    span_id_hex,
+    trace_id_hex,
+)
 
 EchoCall = Callable[[grpc.aio.Channel, str], Callable[..., Awaitable[list[bytes]]]]
 ECHO = "test.v1.Echo"
@@ -142,6 +150,63 @@ async def test_caller_identity_and_trace_reach_the_handler(
     [line] = logs.events("echo.called")
     assert line["user_id"] == "665f1c2e9b1e8a0012345678"
     assert line["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+async def test_the_rpc_runs_in_a_server_span_continuing_the_callers_trace(
+    echo_channel: grpc.aio.Channel, echo_call: EchoCall, kind: str, echo_service: Any
+) -> None:
+    spans = capture_spans()
+    logs = capture_logs("test")
+    trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    await echo_call(echo_channel, kind)(
+        b"hi", metadata=(("traceparent", f"00-{trace_id}-{parent_id}-01"),)
+    )
+    [span] = [span for span in spans.finished() if span.name.startswith(f"{ECHO}/")]
+    assert span.kind == SpanKind.SERVER
+    assert (trace_id_hex(span), parent_id_hex(span)) == (trace_id, parent_id)
+    assert span.attributes is not None
+    assert span.attributes["rpc.grpc.status_code"] == grpc.StatusCode.OK.value[0]
+    # What the handler sees, forwards and logs names its own span.
+    [request] = echo_service.seen_requests
+    assert request.traceparent is not None
+    assert request.traceparent.split("-")[1:3] == [trace_id, span_id_hex(span)]
+    for event in ("echo.called", "rpc.handled"):
+        [line] = logs.events(event)
+        assert (line["trace_id"], line["span_id"]) == (trace_id, span_id_hex(span))
+
+
+async def test_a_call_without_trace_context_starts_a_trace(echo_channel: grpc.aio.Channel) -> None:
+    spans = capture_spans()
+    logs = capture_logs("test")
+    await echo_channel.unary_unary(f"/{ECHO}/Unary")(b"hi")
+    [span] = spans.named(f"{ECHO}/Unary")
+    assert parent_id_hex(span) is None
+    [line] = logs.events("rpc.handled")
+    assert line["trace_id"] == trace_id_hex(span)
+
+
+async def test_server_faults_mark_the_span_as_an_error_and_caller_faults_do_not(
+    echo_channel: grpc.aio.Channel,
+) -> None:
+    spans = capture_spans()
+    unary = echo_channel.unary_unary(f"/{ECHO}/Unary")
+    for request in (b"crash", b"not-found"):
+        with pytest.raises(grpc.aio.AioRpcError):
+            await unary(request)
+    crashed, not_found = spans.named(f"{ECHO}/Unary")
+    assert (crashed.status.status_code, crashed.status.description) == (
+        StatusCode.ERROR,
+        "INTERNAL",
+    )
+    assert not_found.status.status_code == StatusCode.UNSET
+    assert not_found.attributes is not None
+    assert not_found.attributes["rpc.grpc.status_code"] == grpc.StatusCode.NOT_FOUND.value[0]
+
+
+async def test_health_checks_get_no_span(echo_channel: grpc.aio.Channel) -> None:
+    spans = capture_spans()
+    await health_pb2_grpc.HealthStub(echo_channel).Check(health_pb2.HealthCheckRequest())
+    assert spans.finished() == []
 
 
 async def test_request_context_does_not_leak_into_the_next_call(

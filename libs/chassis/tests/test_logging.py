@@ -7,7 +7,8 @@ import re
 import structlog
 from taskmesh_chassis.context import RequestContext, bind_request
 from taskmesh_chassis.logging import configure_logging
-from taskmesh_chassis.testing import capture_logs
+from taskmesh_chassis.testing import capture_logs, capture_spans, span_id_hex, trace_id_hex
+from taskmesh_chassis.tracing import get_tracer
 
 log = structlog.get_logger("test")
 
@@ -34,6 +35,17 @@ def test_request_context_appears_in_log_lines() -> None:
         "u9",
         "4bf92f3577b34da6a3ce929d0e0e4736",
     )
+
+
+def test_lines_inside_a_span_carry_its_trace_and_span_ids() -> None:
+    spans = capture_spans()
+    logs = capture_logs("tasks")
+    with get_tracer("test").start_as_current_span("work"):
+        log.info("task.read")
+        logging.getLogger("pymongo.connection").warning("pool cleared")
+    [span] = spans.named("work")
+    for line in logs.lines():
+        assert (line["trace_id"], line["span_id"]) == (trace_id_hex(span), span_id_hex(span))
 
 
 def test_stdlib_records_take_the_same_route() -> None:

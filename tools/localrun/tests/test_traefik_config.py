@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from taskmesh_localrun import traefik
 
 
@@ -15,13 +16,14 @@ def load(path: Path) -> dict[str, object]:
     return json.loads(text.split("\n", 1)[1])  # type: ignore[no-any-return]
 
 
-def write(tmp_path: Path) -> Path:
+def write(tmp_path: Path, otlp_endpoint: str | None = None) -> Path:
     return traefik.write_configs(
         tmp_path / "traefik",
         public_port=18000,
         api_port=18080,
         gateway_urls=["http://127.0.0.1:18001", "http://127.0.0.1:18002"],
         log_dir=tmp_path / "logs",
+        otlp_endpoint=otlp_endpoint,
     )
 
 
@@ -70,3 +72,56 @@ def test_static_config_points_at_the_dynamic_file_and_json_access_log(tmp_path: 
     access_log = static["accessLog"]  # type: ignore[index]
     assert access_log["filePath"] == str(tmp_path / "logs" / "traefik-access.log")
     assert access_log["format"] == "json"
+
+
+def test_without_an_otlp_endpoint_traefik_does_not_trace(tmp_path: Path) -> None:
+    static = load(write(tmp_path))
+
+    assert "tracing" not in static
+
+
+def test_with_an_otlp_endpoint_traefik_traces_every_request_over_otlp_grpc(
+    tmp_path: Path,
+) -> None:
+    static = load(write(tmp_path, otlp_endpoint="http://127.0.0.1:4317"))
+
+    assert static["tracing"] == {
+        "serviceName": "taskmesh-traefik",
+        "sampleRate": 1.0,
+        "resourceAttributes": {"service.namespace": "taskmesh"},
+        "otlp": {"grpc": {"endpoint": "127.0.0.1:4317", "insecure": True}},
+    }
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "address", "insecure"),
+    [
+        ("https://collector.example:4317", "collector.example:4317", False),
+        ("http://collector:4317/", "collector:4317", True),
+        ("collector:4317", "collector:4317", True),
+    ],
+)
+def test_the_endpoint_url_says_where_and_whether_over_tls(
+    endpoint: str, address: str, insecure: bool
+) -> None:
+    grpc_exporter = traefik.tracing_config(endpoint)["otlp"]["grpc"]
+    assert grpc_exporter == {"endpoint": address, "insecure": insecure}
+
+
+@pytest.mark.parametrize("endpoint", ["http://", "ftp://collector:4317", "http://collector"])
+def test_an_endpoint_that_is_no_otlp_grpc_address_is_refused(endpoint: str) -> None:
+    with pytest.raises(ValueError, match="http"):
+        traefik.tracing_config(endpoint)
+
+
+def test_the_endpoint_comes_from_the_standard_variables() -> None:
+    assert traefik.otlp_endpoint({}) is None
+    assert traefik.otlp_endpoint({"OTEL_EXPORTER_OTLP_ENDPOINT": ""}) is None
+    assert traefik.otlp_endpoint({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://a:4317"}) == (
+        "http://a:4317"
+    )
+    both = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://a:4317",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://b:4317",
+    }
+    assert traefik.otlp_endpoint(both) == "http://b:4317"

@@ -26,6 +26,7 @@ from taskmesh_chassis.errors import field_errors_from_metadata
 
 from taskmesh_gateway.dependencies import Clients, CurrentUser, Guard, MeCacheDep
 from taskmesh_gateway.login_guard import LoginLocked
+from taskmesh_gateway.metrics import count_cache_lookup
 from taskmesh_gateway.schemas.auth import (
     ChangePasswordRequest,
     ForgotPasswordRequest,
@@ -259,6 +260,7 @@ async def logout(
 async def read_me(caller: CurrentUser, clients: Clients, me_cache: MeCacheDep) -> Response:
     """Return the signed-in user (cached per access token for 15 minutes)."""
     cached = await me_cache.get(caller)
+    count_cache_lookup("me", hit=cached is not None)
     if cached is not None:
         return Response(cached, media_type="application/json", headers={"X-Cache": "HIT"})
     user = user_from_proto(await clients.auth.GetMe(auth_pb2.GetMeRequest()))

@@ -23,6 +23,7 @@ from taskmesh.tasks.v1 import tasks_pb2
 from taskmesh_chassis.identity import Caller
 
 from taskmesh_gateway.dependencies import Clients, CurrentUser, Settings, TaskListCacheDep
+from taskmesh_gateway.metrics import count_cache_lookup
 from taskmesh_gateway.schemas.common import ResourceId
 from taskmesh_gateway.schemas.problems import problem_responses
 from taskmesh_gateway.schemas.tasks import (
@@ -203,7 +204,9 @@ async def list_tasks(
         except RedisError as error:
             log.warning("task_list_cache.unavailable", error_type=type(error).__name__)
     if cached is not None and cached.body is not None:
+        count_cache_lookup("task_list", hit=True)
         return Response(cached.body, media_type=JSON_MEDIA_TYPE, headers={"X-Cache": "HIT"})
+    count_cache_lookup("task_list", hit=False)
     page = task_page_from_proto(await clients.tasks.ListTasks(query.to_proto()))
     body = page.model_dump_json().encode()
     if cached is not None:

@@ -3,12 +3,15 @@
 The gateway creates it from the HTTP request, sends it to the services as gRPC metadata
 (docs/processes.md), and each process binds it for the duration of the request so that
 its log lines carry the ids and its own outgoing calls forward them.
+
+The trace context itself travels with the OpenTelemetry span (taskmesh_chassis.tracing):
+whoever starts the span that handles a request binds the request with that span's
+`traceparent`, so `RequestContext.traceparent` and the logs' `trace_id` name the same trace.
 """
 
 from __future__ import annotations
 
 import re
-import secrets
 import uuid
 from collections.abc import Iterable
 from contextvars import ContextVar
@@ -42,11 +45,6 @@ def new_request_id() -> str:
 def is_sane_token(value: str) -> bool:
     """Tell whether a client-sent id is 1-128 characters of [A-Za-z0-9._-]."""
     return _SANE_TOKEN.fullmatch(value) is not None
-
-
-def new_traceparent() -> str:
-    """Return a W3C `traceparent` starting a new, sampled trace."""
-    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
 
 
 def trace_id_of(traceparent: str) -> str | None:
@@ -88,14 +86,12 @@ class RequestContext:
         )
 
     def forwarded_metadata(self) -> list[tuple[str, str]]:
-        """Metadata to forward on outgoing calls: the request id and trace context only.
+        """Metadata to forward on outgoing calls: the request id only.
 
-        The caller's identity is deliberately not forwarded: only the gateway asserts it.
+        The caller's identity is deliberately not forwarded: only the gateway asserts it. The
+        trace context is the client span's, which the gRPC client interceptor adds.
         """
-        forwarded = [(REQUEST_ID_KEY, self.request_id)]
-        if self.traceparent:
-            forwarded.append((TRACEPARENT_KEY, self.traceparent))
-        return forwarded
+        return [(REQUEST_ID_KEY, self.request_id)]
 
     def log_fields(self) -> dict[str, str]:
         """The fields every log line of this request carries."""

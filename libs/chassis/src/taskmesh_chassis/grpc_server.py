@@ -8,6 +8,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import replace
 from typing import Any, NamedTuple
 
 import grpc
@@ -15,15 +16,19 @@ import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from pymongo.errors import ConnectionFailure
 
-from taskmesh_chassis.context import RequestContext, bind_request
+from taskmesh_chassis.context import RequestContext, bind_request, current_request
 from taskmesh_chassis.errors import DomainError
+from taskmesh_chassis.grpc_client import split_method
 from taskmesh_chassis.identity import TokenVerifier, identity_scope
 from taskmesh_chassis.metrics import RPC_HANDLED, RPC_HANDLING_SECONDS, start_metrics_server
 from taskmesh_chassis.settings import GrpcServiceSettings
+from taskmesh_chassis.tracing import context_from_headers, current_traceparent, get_tracer
 
 log = structlog.get_logger(__name__)
+_tracer = get_tracer(__name__)
 
 Hook = Callable[[], Awaitable[None]]
 HEALTH_SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
@@ -34,6 +39,19 @@ SERVER_OPTIONS: list[tuple[str, int]] = [
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
 ]
+
+# The codes that are the server's fault (OpenTelemetry's gRPC conventions): a server span
+# ending with one of them is an error; the others (NOT_FOUND, ...) are the caller's.
+SERVER_FAULT_CODES = frozenset(
+    {
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DATA_LOSS,
+    }
+)
 
 # Errors that mean a dependency is down rather than a bug: the caller may retry.
 _UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (ConnectionFailure,)
@@ -116,22 +134,67 @@ class HandlerScopeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return wrap_rpc_handler(handler, lambda context: self._scope(method, context))
 
 
+def final_code(context: Any, error: BaseException | None) -> grpc.StatusCode:
+    """The status an RPC ended with, given the exception (if any) its handler raised."""
+    if isinstance(error, (asyncio.CancelledError, GeneratorExit)):
+        return grpc.StatusCode.CANCELLED
+    code: grpc.StatusCode | None = context.code()
+    if code is not None:
+        return code
+    return grpc.StatusCode.OK if error is None else grpc.StatusCode.UNKNOWN
+
+
+@asynccontextmanager
+async def server_span_scope(method: str, context: Any) -> AsyncIterator[None]:
+    """Handle the RPC in a server span, a child of the caller's `traceparent` if it sent one.
+
+    The request is re-bound with the span's own `traceparent`, so that what it forwards and
+    logs names this span. Health checks, every few seconds from every prober, get no span.
+    """
+    service, name = split_method(method)
+    if service == HEALTH_SERVICE_NAME:
+        yield
+        return
+    received = {
+        key: value for key, value in (context.invocation_metadata() or ()) if isinstance(value, str)
+    }
+    with _tracer.start_as_current_span(
+        f"{service}/{name}",
+        context=context_from_headers(received),
+        kind=SpanKind.SERVER,
+        attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": name},
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as span:
+        request = current_request()
+        if request is not None:
+            bind_request(replace(request, traceparent=current_traceparent()))
+        error: BaseException | None = None
+        try:
+            yield
+        except BaseException as raised:
+            error = raised
+            raise
+        finally:
+            code = final_code(context, error)
+            span.set_attribute("rpc.grpc.status_code", code.value[0])
+            if code in SERVER_FAULT_CODES:
+                span.set_status(Status(StatusCode.ERROR, code.name))
+
+
 @asynccontextmanager
 async def access_log_scope(method: str, context: Any) -> AsyncIterator[None]:
     """Log one line per RPC (method, code, duration_ms) and record the RPC metrics."""
-    service, _, name = method.lstrip("/").rpartition("/")
+    service, name = split_method(method)
     started = time.perf_counter()
-    code = grpc.StatusCode.UNKNOWN
+    error: BaseException | None = None
     try:
         yield
-        code = context.code() or grpc.StatusCode.OK
-    except (asyncio.CancelledError, GeneratorExit):
-        code = grpc.StatusCode.CANCELLED
-        raise
-    except BaseException:
-        code = context.code() or grpc.StatusCode.UNKNOWN
+    except BaseException as raised:
+        error = raised
         raise
     finally:
+        code = final_code(context, error)
         elapsed = time.perf_counter() - started
         RPC_HANDLED.labels(service, name, code.name).inc()
         RPC_HANDLING_SECONDS.labels(service, name).observe(elapsed)
@@ -164,13 +227,16 @@ async def error_scope(method: str, context: Any) -> AsyncIterator[None]:
 
 
 def default_interceptors(verifier: TokenVerifier | None = None) -> list[grpc.aio.ServerInterceptor]:
-    """The chassis interceptors, outermost first: context, access log and metrics, errors, identity.
+    """The chassis interceptors, outermost first: context, span, access log, errors, identity.
 
-    The identity check (only given a token verifier) runs inside the error scope, so a bad
-    token is answered UNAUTHENTICATED and logged like any other failure.
+    The access log scope also records the RPC metrics. The identity check (only given a token
+    verifier) runs inside the error scope, so a bad token is answered UNAUTHENTICATED and
+    logged like any other failure; everything runs in the RPC's span, so every log line of
+    the RPC carries its trace id.
     """
     interceptors = [
         RequestContextInterceptor(),
+        HandlerScopeInterceptor(server_span_scope),
         HandlerScopeInterceptor(access_log_scope),
         HandlerScopeInterceptor(error_scope),
     ]

@@ -1,4 +1,8 @@
-"""Structured logs: one JSON object per line on stdout, from structlog and stdlib alike."""
+"""Structured logs: one JSON object per line on stdout, from structlog and stdlib alike.
+
+A line written inside a span carries the span's `trace_id` and `span_id`
+(taskmesh_chassis.tracing); outside one, the `trace_id` of the bound request, if any.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,21 @@ from typing import Any, Literal, TextIO
 import structlog
 from structlog.types import EventDict, Processor
 
+from taskmesh_chassis.tracing import current_trace_ids
+
+
+def _add_trace_ids(_: Any, __: str, event_dict: EventDict) -> EventDict:
+    """The current span's ids: the `trace_id` of a log line is always the OTel trace's."""
+    ids = current_trace_ids()
+    if ids is not None:
+        event_dict["trace_id"], event_dict["span_id"] = ids
+    return event_dict
+
+
 # What structlog events and stdlib records (grpc, pymongo, uvicorn) both get.
 _SHARED_PROCESSORS: list[Processor] = [
     structlog.contextvars.merge_contextvars,
+    _add_trace_ids,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
     structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),

@@ -1,4 +1,4 @@
-"""Prometheus metrics: the RPC metrics every service exports and the `/metrics` endpoint."""
+"""Prometheus metrics: the RPC metrics (server and client side) and the `/metrics` endpoint."""
 
 from __future__ import annotations
 
@@ -19,6 +19,16 @@ RPC_HANDLED = Counter(
 RPC_HANDLING_SECONDS = Histogram(
     "grpc_server_handling_seconds",
     "Time the server took to handle an RPC, by method.",
+    ["grpc_service", "grpc_method"],
+)
+CLIENT_RPC_HANDLED = Counter(
+    "grpc_client_handled_total",
+    "RPCs this process made that completed, by method and status code.",
+    ["grpc_service", "grpc_method", "grpc_code"],
+)
+CLIENT_RPC_HANDLING_SECONDS = Histogram(
+    "grpc_client_handling_seconds",
+    "Time from starting an RPC to its completion as this process saw it, by method.",
     ["grpc_service", "grpc_method"],
 )
 

@@ -1,4 +1,4 @@
-"""A gRPC service's life: settings, logging, its MongoDB database, serving, shutting down."""
+"""A gRPC service's life: settings, logging, tracing, its database, serving, shutting down."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from taskmesh_chassis.identity import GrpcJwksProvider, JwksProvider, TokenVerif
 from taskmesh_chassis.logging import configure_logging
 from taskmesh_chassis.mongo import Document, IndexPlan, create_mongo_client, ensure_indexes
 from taskmesh_chassis.settings import GrpcServiceSettings
+from taskmesh_chassis.tracing import configure_tracing, default_instance_id, shutdown_tracing
 
 log = structlog.get_logger(__name__)
 
@@ -60,7 +61,10 @@ class GrpcService(Generic[SettingsT]):
     indexes: IndexPlan = field(default_factory=dict)
 
     def run(self) -> None:
-        """Run as a process: read settings, configure logging, serve until SIGTERM/SIGINT."""
+        """Run as a process: read settings, configure logging, serve until SIGTERM/SIGINT.
+
+        The spans still waiting to be exported are flushed once serving has stopped.
+        """
         settings = load_settings(self.settings_cls)
         configure_logging(settings.service_name, settings.log_level, settings.log_format)
         try:
@@ -68,9 +72,19 @@ class GrpcService(Generic[SettingsT]):
         except Exception:
             log.exception("service.crashed")
             raise SystemExit(1) from None
+        finally:
+            shutdown_tracing()
 
     async def serve(self, settings: SettingsT, *, stop: asyncio.Event | None = None) -> None:
-        """Open the database, ensure its indexes, compose, serve gRPC until a signal or `stop`."""
+        """Set up tracing, open the database, ensure indexes, compose, serve until a signal.
+
+        Given `stop`, it serves until that is set instead.
+        """
+        configure_tracing(
+            settings.service_name,
+            instance=default_instance_id(settings.grpc_port),
+            settings=settings,
+        )
         mongo = create_mongo_client(
             settings.mongodb_url.get_secret_value(), appname=f"taskmesh-{settings.service_name}"
         )

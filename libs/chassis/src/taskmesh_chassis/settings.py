@@ -100,6 +100,10 @@ class BaseServiceSettings(BaseSettings):
     environment: Environment = "development"
     log_level: LogLevel = "INFO"
     log_format: LogFormat = "json"
+    # OpenTelemetry's standard variables: spans are exported over OTLP/gRPC when either is
+    # set (the traces one wins); the exporter reads the other OTEL_* variables itself.
+    otel_exporter_otlp_endpoint: str = ""
+    otel_exporter_otlp_traces_endpoint: str = ""
 
     @classmethod
     def settings_customise_sources(

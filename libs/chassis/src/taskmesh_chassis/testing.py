@@ -14,9 +14,12 @@ import asyncio
 import io
 import json
 import socket
+import threading
+import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -25,12 +28,19 @@ import pytest
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+from opentelemetry.proto.trace.v1 import trace_pb2
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import format_span_id, format_trace_id
 from pymongo import AsyncMongoClient
 
-from taskmesh_chassis.context import REQUEST_ID_KEY
+from taskmesh_chassis.context import REQUEST_ID_KEY, TRACEPARENT_KEY
 from taskmesh_chassis.logging import configure_logging
 from taskmesh_chassis.service import GrpcService, SettingsT
-from taskmesh_chassis.settings import GrpcServiceSettings
+from taskmesh_chassis.settings import BaseServiceSettings, GrpcServiceSettings
+from taskmesh_chassis.tracing import configure_tracing
 
 
 @pytest.fixture(scope="session")
@@ -77,6 +87,162 @@ def capture_logs(service: str, level: str = "DEBUG") -> CapturedLogs:
     stream = io.StringIO()
     configure_logging(service, level, "json", stream=stream)
     return CapturedLogs(stream)
+
+
+class CapturedSpans:
+    """Spans ended in this process since `capture_spans`."""
+
+    def __init__(self, exporter: InMemorySpanExporter) -> None:
+        self._exporter = exporter
+
+    def finished(self) -> list[ReadableSpan]:
+        """Every span ended so far, in the order they ended."""
+        return list(self._exporter.get_finished_spans())
+
+    def named(self, name: str) -> list[ReadableSpan]:
+        """The ended spans called `name`."""
+        return [span for span in self.finished() if span.name == name]
+
+    async def wait_for(
+        self, name: str, count: int = 1, timeout_s: float = 5.0
+    ) -> list[ReadableSpan]:
+        """Wait until `count` spans called `name` have ended (some end from callbacks)."""
+        deadline = time.monotonic() + timeout_s
+        while len(spans := self.named(name)) < count:
+            if time.monotonic() > deadline:
+                pytest.fail(f"{len(spans)} of {count} spans {name!r} ended within {timeout_s} s")
+            await asyncio.sleep(0.01)
+        return spans
+
+
+def trace_id_hex(span: ReadableSpan) -> str:
+    """A span's trace id as in `traceparent` and log lines (32 hex digits)."""
+    assert span.context is not None
+    return format_trace_id(span.context.trace_id)
+
+
+def span_id_hex(span: ReadableSpan) -> str:
+    """A span's own id (16 hex digits)."""
+    assert span.context is not None
+    return format_span_id(span.context.span_id)
+
+
+def parent_id_hex(span: ReadableSpan) -> str | None:
+    """The id of a span's parent, None for the root of a trace."""
+    return format_span_id(span.parent.span_id) if span.parent is not None else None
+
+
+_SPAN_EXPORTER = InMemorySpanExporter()
+_span_capture_installed = False
+
+
+def capture_spans() -> CapturedSpans:
+    """Configure this process's tracing as a service would, keeping the spans in memory.
+
+    The process's provider is the first one configured (taskmesh_chassis.tracing); spans of
+    earlier tests are forgotten.
+    """
+    global _span_capture_installed
+    settings = BaseServiceSettings(
+        otel_exporter_otlp_endpoint="", otel_exporter_otlp_traces_endpoint=""
+    )
+    provider = configure_tracing("test", instance="test", settings=settings)
+    if not _span_capture_installed:
+        provider.add_span_processor(SimpleSpanProcessor(_SPAN_EXPORTER))
+        _span_capture_installed = True
+    _SPAN_EXPORTER.clear()
+    return CapturedSpans(_SPAN_EXPORTER)
+
+
+@dataclass(frozen=True)
+class ReceivedSpan:
+    """A span as an OTLP collector received it: the ids in hex, the sender's service name."""
+
+    service: str
+    name: str
+    kind: str
+    """SERVER, CLIENT, PRODUCER, CONSUMER or INTERNAL."""
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    attributes: dict[str, Any]
+
+
+class OtlpReceiver:
+    """A stand-in OTLP/gRPC collector: keeps every span exported to it, in memory.
+
+    Serve it with `serving_otlp_receiver`; point an exporter at `http://127.0.0.1:<port>`.
+    """
+
+    SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requests: list[trace_service_pb2.ExportTraceServiceRequest] = []
+
+    def export(
+        self, request: trace_service_pb2.ExportTraceServiceRequest, _: Any
+    ) -> trace_service_pb2.ExportTraceServiceResponse:
+        """The collector's Export RPC."""
+        with self._lock:
+            self._requests.append(request)
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+    def spans(self) -> list[ReceivedSpan]:
+        """Every span received so far."""
+        with self._lock:
+            requests = list(self._requests)
+        received = []
+        for request in requests:
+            for resource_spans in request.resource_spans:
+                resource = _attributes(resource_spans.resource.attributes)
+                for scope_spans in resource_spans.scope_spans:
+                    for span in scope_spans.spans:
+                        received.append(
+                            ReceivedSpan(
+                                service=str(resource.get("service.name", "")),
+                                name=span.name,
+                                kind=trace_pb2.Span.SpanKind.Name(span.kind).removeprefix(
+                                    "SPAN_KIND_"
+                                ),
+                                trace_id=span.trace_id.hex(),
+                                span_id=span.span_id.hex(),
+                                parent_span_id=span.parent_span_id.hex() or None,
+                                attributes=_attributes(span.attributes),
+                            )
+                        )
+        return received
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        """The gRPC handler serving the collector's trace service."""
+        export = grpc.unary_unary_rpc_method_handler(
+            self.export,
+            request_deserializer=trace_service_pb2.ExportTraceServiceRequest.FromString,
+            response_serializer=trace_service_pb2.ExportTraceServiceResponse.SerializeToString,
+        )
+        return grpc.method_handlers_generic_handler(self.SERVICE, {"Export": export})
+
+
+def _attributes(pairs: Iterable[Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        kind = pair.value.WhichOneof("value")
+        values[pair.key] = getattr(pair.value, kind) if kind else None
+    return values
+
+
+@contextmanager
+def serving_otlp_receiver() -> Iterator[tuple[OtlpReceiver, str]]:
+    """Serve an OtlpReceiver on a free local port; yield it and its OTLP endpoint URL."""
+    receiver = OtlpReceiver()
+    server = grpc.server(ThreadPoolExecutor(max_workers=4))
+    server.add_generic_rpc_handlers((receiver.handler(),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield receiver, f"http://127.0.0.1:{port}"
+    finally:
+        server.stop(0)
 
 
 async def wait_until_serving(
@@ -244,3 +410,27 @@ class GrpcServiceContract:
         assert [line["request_id"] for line in handled] == ["contract-req-42"]
         assert handled[0]["service"] == self.service.settings_cls.service_name
         assert handled[0]["code"] == "UNIMPLEMENTED"
+
+    async def test_the_callers_trace_goes_on_in_a_server_span_and_its_log_lines(
+        self, channel: grpc.aio.Channel, logs: CapturedLogs
+    ) -> None:
+        spans = capture_spans()
+        trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+        with pytest.raises(grpc.aio.AioRpcError):
+            await self.call_unimplemented_rpc(
+                channel, [(TRACEPARENT_KEY, f"00-{trace_id}-{parent_id}-01")]
+            )
+        method, _ = self.unimplemented_rpc
+        [span] = await spans.wait_for(f"{self.full_service_name}/{method}")
+        assert span.context is not None
+        assert span.parent is not None
+        assert (span.context.trace_id, span.parent.span_id) == (
+            int(trace_id, 16),
+            int(parent_id, 16),
+        )
+        [line] = [
+            line
+            for line in logs.events("rpc.handled")
+            if line["method"] == f"/{self.full_service_name}/{method}"
+        ]
+        assert (line["trace_id"], line["span_id"]) == (trace_id, f"{span.context.span_id:016x}")

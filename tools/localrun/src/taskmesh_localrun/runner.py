@@ -138,6 +138,7 @@ class Runner:
                 api_port=plan.traefik_api_port,
                 gateway_urls=list(plan.gateway_urls),
                 log_dir=plan.log_dir,
+                otlp_endpoint=traefik.otlp_endpoint(self._environ),
             )
 
     async def _start(self, plan: Plan, supervisor: Supervisor) -> None:

@@ -8,6 +8,10 @@ after the policy's delay; after the last attempt, or at once when the message ca
 succeed (malformed, of an unknown type, or refused by the handler with UnprocessableEvent),
 it goes to the service's dead-letter queue. Every path ends in an ack, so nothing blocks
 the queue.
+
+Each delivery is handled in a consumer span continuing the trace of the relay's publish
+(`traceparent` in the message headers), or else the envelope's; so a request's trace goes on
+into the effects of the events it caused, and the handler's log lines carry its trace id.
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ from aio_pika.abc import (
     AbstractRobustChannel,
     AbstractRobustConnection,
 )
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
@@ -55,8 +62,16 @@ from taskmesh_chassis.events.topology import (
     topic_matches,
 )
 from taskmesh_chassis.mongo import Document, IndexPlan, ensure_indexes
+from taskmesh_chassis.tracing import (
+    TRACEPARENT_HEADER,
+    TRACESTATE_HEADER,
+    context_from_headers,
+    current_traceparent,
+    get_tracer,
+)
 
 log = structlog.get_logger(__name__)
+_tracer = get_tracer(__name__)
 
 PROCESSED_EVENTS_COLLECTION: Final = "processed_events"
 DEFAULT_PROCESSED_TTL_S: Final = 30 * 24 * 3600.0
@@ -80,6 +95,26 @@ def call_after_commit(callback: Callable[[], None]) -> None:
     if pending is None:
         raise RuntimeError("call_after_commit is only for event handlers, while they run")
     pending.append(callback)
+
+
+def publisher_context(headers: Mapping[str, Any] | None, event: Event) -> Context:
+    """The trace context to handle a delivery in: its publisher's, else its envelope's.
+
+    The relay puts its producer span's `traceparent` in the message headers; a message that
+    came another way (a replayed dead letter keeps its headers, a raw publish has none)
+    falls back on the envelope's, the span that recorded the event.
+    """
+    received = {
+        key: value.decode() if isinstance(value, bytes) else value
+        for key, value in (headers or {}).items()
+        if key in (TRACEPARENT_HEADER, TRACESTATE_HEADER) and isinstance(value, (str, bytes))
+    }
+    from_headers = context_from_headers(received)
+    if trace.get_current_span(from_headers).get_span_context().is_valid:
+        return from_headers
+    return context_from_headers(
+        {TRACEPARENT_HEADER: event.traceparent, TRACESTATE_HEADER: event.tracestate}
+    )
 
 
 class UnprocessableEvent(Exception):
@@ -277,21 +312,41 @@ class EventConsumer:
 
     async def _handle(self, message: AbstractIncomingMessage, accepted: Accepted) -> None:
         event = accepted.event
-        # The handler's log lines (and events it publishes) carry the causing request's ids.
-        bind_request(
-            RequestContext(
-                request_id=event.request_id or new_request_id(),
-                traceparent=event.traceparent or None,
-            )
-        )
-        fields = event.log_fields()
         attempt = failed_attempts(message.headers) + 1
+        with _tracer.start_as_current_span(
+            f"process {event.type}",
+            context=publisher_context(message.headers, event),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "rabbitmq",
+                "messaging.operation.type": "process",
+                "messaging.operation.name": "process",
+                "messaging.destination.name": self._queues.main,
+                "messaging.consumer.group.name": self.service,
+                "messaging.rabbitmq.destination.routing_key": event.type,
+                "messaging.message.id": event.id,
+                "taskmesh.event.attempt": attempt,
+            },
+        ):
+            # The handler's log lines (and events it publishes) carry the causing request's ids.
+            bind_request(
+                RequestContext(
+                    request_id=event.request_id or new_request_id(),
+                    traceparent=current_traceparent(),
+                )
+            )
+            await self._handle_in_span(message, event, accepted.handler, attempt)
+
+    async def _handle_in_span(
+        self, message: AbstractIncomingMessage, event: Event, handler: Handler, attempt: int
+    ) -> None:
+        fields = event.log_fields()
         metrics.CONSUMER_LAG_SECONDS.labels(self.service).observe(
             max(0.0, (datetime.now(UTC) - event.time).total_seconds())
         )
         started = time.perf_counter()
         try:
-            duplicate = await self._apply(event, accepted.handler)
+            duplicate = await self._apply(event, handler)
         except UnprocessableEvent as error:
             await self._dead_letter(
                 message, DeadLetterReason.UNPROCESSABLE, str(error), event, attempts=attempt
@@ -360,6 +415,7 @@ class EventConsumer:
     ) -> None:
         decision = self._retry_policy.after_failure(attempt)
         detail = f"{type(error).__name__}: {error}"
+        trace.get_current_span().set_status(Status(StatusCode.ERROR, detail))
         if isinstance(decision, GiveUp):
             await self._dead_letter(
                 message, DeadLetterReason.RETRIES_EXHAUSTED, detail, event, attempts=attempt
@@ -392,6 +448,7 @@ class EventConsumer:
         attempts: int,
     ) -> None:
         fields = event.log_fields() if event else {"message_id": message.message_id or "?"}
+        trace.get_current_span().set_status(Status(StatusCode.ERROR, f"{reason.value}: {detail}"))
         headers = dead_letter_headers(
             message.headers, reason=reason, error=detail, attempts=attempts, now=datetime.now(UTC)
         )

@@ -20,6 +20,7 @@ from google.protobuf.message import DecodeError, Message
 from taskmesh.events.v1 import events_pb2
 
 from taskmesh_chassis.context import RequestContext, current_request
+from taskmesh_chassis.tracing import TRACEPARENT_HEADER, TRACESTATE_HEADER, trace_headers
 
 SPEC_VERSION: Final = "1.0"
 CONTENT_TYPE: Final = "application/protobuf"
@@ -92,7 +93,11 @@ def new_event(
     schema_version: int = 1,
     context: RequestContext | None = None,
 ) -> Event:
-    """Make an event with a fresh id and the current time, carrying the request's context."""
+    """Make an event with a fresh id and the current time, carrying the request's context.
+
+    The trace context is the current span's (the one whose work causes the event), or else
+    that of the request (`context`, by default the bound one), if it has one.
+    """
     if not is_event_type(event_type):
         raise ValueError(f"{event_type!r} is not an event type (dot-separated lower-case words)")
     expected = PAYLOAD_SCHEMAS.get(event_type)
@@ -101,6 +106,9 @@ def new_event(
     if not subject:
         raise ValueError("an event needs a subject (the id of the entity it is about)")
     request = context if context is not None else current_request()
+    trace = trace_headers() if context is None else {}
+    if not trace and request is not None and request.traceparent:
+        trace = {TRACEPARENT_HEADER: request.traceparent}
     return Event(
         id=str(uuid.uuid4()),
         type=event_type,
@@ -109,7 +117,8 @@ def new_event(
         time=datetime.now(UTC),
         payload=payload,
         schema_version=schema_version,
-        traceparent=(request.traceparent or "") if request else "",
+        traceparent=trace.get(TRACEPARENT_HEADER, ""),
+        tracestate=trace.get(TRACESTATE_HEADER, ""),
         request_id=request.request_id if request else "",
     )
 

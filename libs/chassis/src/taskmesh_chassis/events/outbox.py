@@ -45,7 +45,10 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class OutboxRecord:
-    """One pending event as the relay reads it: the encoded envelope and what routes it."""
+    """One pending event as the relay reads it: the encoded envelope and what routes it.
+
+    Its trace context is the envelope's, copied so that the relay need not decode the body.
+    """
 
     id: str
     seq: int
@@ -53,6 +56,8 @@ class OutboxRecord:
     subject: str
     body: bytes
     created_at: datetime
+    traceparent: str = ""
+    tracestate: str = ""
 
     @classmethod
     def from_document(cls, document: Document) -> OutboxRecord:
@@ -64,6 +69,8 @@ class OutboxRecord:
             subject=document["subject"],
             body=bytes(document["body"]),
             created_at=document["created_at"],
+            traceparent=document.get("traceparent", ""),
+            tracestate=document.get("tracestate", ""),
         )
 
 
@@ -217,6 +224,8 @@ class Outbox:
             "subject": event.subject,
             "body": Binary(encode_event(event)),
             "created_at": event.time,
+            "traceparent": event.traceparent,
+            "tracestate": event.tracestate,
         }
 
     async def pending_batches(

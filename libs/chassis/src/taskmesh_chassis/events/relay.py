@@ -7,6 +7,9 @@ published persistently and counts as sent only once the broker confirms it; even
 subject are published one after another, so a failure never lets a later event of that
 subject overtake an earlier one. A failed pass leaves the unconfirmed events pending and is
 retried with backoff; the robust connection meanwhile reconnects and re-declares the exchange.
+
+Each publish runs in a producer span, a child of the span that recorded the event; its trace
+context goes in the message's `traceparent`/`tracestate` headers for the consumers.
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Final
 
 import aio_pika
 import structlog
 from aio_pika.abc import AbstractExchange, AbstractRobustChannel, AbstractRobustConnection
+from opentelemetry.trace import Span, SpanKind
 from pymongo.errors import OperationFailure, PyMongoError
 
 from taskmesh_chassis.events import metrics
@@ -30,8 +35,16 @@ from taskmesh_chassis.events.lease import RelayLease
 from taskmesh_chassis.events.outbox import Outbox, OutboxRecord
 from taskmesh_chassis.events.topology import EventTopology, declare_exchange
 from taskmesh_chassis.mongo import Document
+from taskmesh_chassis.tracing import (
+    TRACEPARENT_HEADER,
+    TRACESTATE_HEADER,
+    context_from_headers,
+    get_tracer,
+    trace_headers,
+)
 
 log = structlog.get_logger(__name__)
+_tracer = get_tracer(__name__)
 
 # Server error codes meaning "change streams are not available here" (standalone server).
 _CHANGE_STREAMS_UNSUPPORTED: Final = frozenset({40573, 40324, 115})
@@ -215,24 +228,44 @@ class OutboxRelay:
         """Publish one subject's records, each only after the previous one was confirmed."""
         assert self._exchange is not None
         for record in chain:
-            started = time.perf_counter()
-            async with asyncio.timeout(self._publish_timeout_s):
-                await self._exchange.publish(
-                    self._message(record), routing_key=record.type, mandatory=False
+            with self._producer_span(record):
+                started = time.perf_counter()
+                async with asyncio.timeout(self._publish_timeout_s):
+                    await self._exchange.publish(
+                        self._message(record), routing_key=record.type, mandatory=False
+                    )
+                confirmed.append(record)
+                metrics.PUBLISH_SECONDS.labels(self._source).observe(time.perf_counter() - started)
+                metrics.EVENTS_PUBLISHED.labels(self._source, record.type).inc()
+                log.info(
+                    "outbox.published",
+                    event_id=record.id,
+                    event_type=record.type,
+                    subject=record.subject,
                 )
-            confirmed.append(record)
-            metrics.PUBLISH_SECONDS.labels(self._source).observe(time.perf_counter() - started)
-            metrics.EVENTS_PUBLISHED.labels(self._source, record.type).inc()
-            log.info(
-                "outbox.published",
-                event_id=record.id,
-                event_type=record.type,
-                subject=record.subject,
-            )
+
+    def _producer_span(self, record: OutboxRecord) -> AbstractContextManager[Span]:
+        """A producer span continuing the trace the event was recorded in (a new one if none)."""
+        recorded = {TRACEPARENT_HEADER: record.traceparent, TRACESTATE_HEADER: record.tracestate}
+        return _tracer.start_as_current_span(
+            f"publish {record.type}",
+            context=context_from_headers(recorded),
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "rabbitmq",
+                "messaging.operation.type": "send",
+                "messaging.operation.name": "publish",
+                "messaging.destination.name": self._topology.exchange,
+                "messaging.rabbitmq.destination.routing_key": record.type,
+                "messaging.message.id": record.id,
+            },
+        )
 
     def _message(self, record: OutboxRecord) -> aio_pika.Message:
+        # Within the producer span: consumers continue the trace from it.
         return aio_pika.Message(
             body=record.body,
+            headers=dict(trace_headers()),
             content_type=CONTENT_TYPE,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             message_id=record.id,
