@@ -83,3 +83,13 @@ async def test_ping_answers_false_when_nothing_listens(free_port: int) -> None:
         assert not await ping(client)
     finally:
         await client.close()
+
+
+def test_is_object_id_takes_24_hex_digits_only() -> None:
+    from taskmesh_chassis.mongo import is_object_id
+
+    assert is_object_id("65f0c0ffee00000000000001")
+    assert not is_object_id("65f0c0ffee0000000000000")  # 23
+    assert not is_object_id("65f0c0ffee00000000000001x")
+    assert not is_object_id("twelve bytes")  # a 12-byte string is an ObjectId to bson
+    assert not is_object_id("zzzzzzzzzzzzzzzzzzzzzzzz")

@@ -111,6 +111,11 @@ class InvalidArgument(DomainError):
         return ((FIELD_ERRORS_KEY, json.dumps(body, separators=(",", ":"))),)
 
 
+def invalid(loc: tuple[str | int, ...], msg: str) -> InvalidArgument:
+    """An InvalidArgument naming one offending field, e.g. `invalid(("body", "title"), "...")`."""
+    return InvalidArgument("invalid request", [FieldError(loc, msg)])
+
+
 def field_errors_from_metadata(metadata: Iterable[tuple[str, str | bytes]]) -> list[FieldError]:
     """Read the field errors an InvalidArgument sent (for the gateway); [] if none or garbled."""
     for key, value in metadata:

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import structlog
+from bson import ObjectId
 from pymongo import AsyncMongoClient, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
@@ -62,3 +63,8 @@ async def ping(client: AsyncMongoClient[Document]) -> bool:
     except PyMongoError:
         return False
     return True
+
+
+def is_object_id(value: str) -> bool:
+    """Whether `value` is a 24-hex-digit id (and only that: no other ObjectId input form)."""
+    return len(value) == 24 and ObjectId.is_valid(value)

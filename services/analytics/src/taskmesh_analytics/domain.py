@@ -14,7 +14,8 @@ from datetime import UTC, datetime, timedelta
 from enum import Enum, StrEnum
 from typing import Final
 
-from taskmesh_chassis.errors import FieldError, InvalidArgument, PermissionDenied
+from taskmesh_chassis.errors import PermissionDenied
+from taskmesh_chassis.errors import invalid as invalid
 
 Clock = Callable[[], datetime]
 
@@ -295,8 +296,3 @@ def require_admin(viewer: Viewer) -> None:
     """AdminsOnly unless the viewer is an admin."""
     if not viewer.is_admin:
         raise AdminsOnly()
-
-
-def invalid(loc: tuple[str | int, ...], msg: str) -> InvalidArgument:
-    """An InvalidArgument naming one offending field."""
-    return InvalidArgument("invalid request", [FieldError(loc, msg)])

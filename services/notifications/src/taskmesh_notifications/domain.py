@@ -16,8 +16,8 @@ from enum import StrEnum
 from typing import Final
 
 import structlog
-from bson import ObjectId
 from taskmesh_chassis.errors import NotFound
+from taskmesh_chassis.mongo import is_object_id as is_object_id
 
 log = structlog.get_logger(__name__)
 
@@ -75,11 +75,6 @@ def format_local(moment: datetime, timezone: str) -> str:
 
 
 # --- ids --------------------------------------------------------------------------------
-
-
-def is_object_id(value: str) -> bool:
-    """Whether `value` is a 24-hex-digit id (and only that: no other ObjectId input form)."""
-    return len(value) == 24 and ObjectId.is_valid(value)
 
 
 # --- the model --------------------------------------------------------------------------

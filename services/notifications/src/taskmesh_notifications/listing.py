@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
-from taskmesh_chassis.errors import FieldError, InvalidArgument
+from taskmesh_chassis.errors import invalid as invalid
 
 from taskmesh_notifications.domain import is_object_id, rfc3339
 
@@ -43,11 +43,6 @@ class ListQuery:
     unread_only: bool = False
     limit: int = DEFAULT_LIMIT
     after: Position | None = None
-
-
-def invalid(loc: tuple[str, ...], msg: str) -> InvalidArgument:
-    """An InvalidArgument naming one offending query parameter."""
-    return InvalidArgument("invalid request", [FieldError(loc, msg)])
 
 
 def check_limit(limit: int) -> int:

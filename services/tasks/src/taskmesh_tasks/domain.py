@@ -15,7 +15,6 @@ from enum import IntEnum, StrEnum
 from typing import Any, Final
 
 import grpc
-from bson import ObjectId
 from taskmesh_chassis.errors import (
     DomainError,
     FailedPrecondition,
@@ -25,6 +24,8 @@ from taskmesh_chassis.errors import (
     PermissionDenied,
     ResourceExhausted,
 )
+from taskmesh_chassis.errors import invalid as invalid
+from taskmesh_chassis.mongo import is_object_id as is_object_id
 
 TITLE_MAX_LENGTH: Final = 200
 DESCRIPTION_MAX_LENGTH: Final = 10_000
@@ -179,17 +180,7 @@ class AssigneeCheckTimedOut(DomainError):
     default_message = "checking the assignee timed out"
 
 
-def invalid(loc: tuple[str | int, ...], msg: str) -> InvalidArgument:
-    """An InvalidArgument naming one offending field."""
-    return InvalidArgument("invalid request", [FieldError(loc, msg)])
-
-
 # --- validation --------------------------------------------------------------------------
-
-
-def is_object_id(value: str) -> bool:
-    """Whether `value` is a 24-hex-digit id (and only that: no other ObjectId input form)."""
-    return len(value) == 24 and ObjectId.is_valid(value)
 
 
 def normalise_tags(

@@ -17,7 +17,6 @@ from functools import cache
 from typing import Any, Final
 
 import grpc
-from bson import ObjectId
 from taskmesh_chassis.errors import (
     Conflict,
     DomainError,
@@ -26,6 +25,8 @@ from taskmesh_chassis.errors import (
     NotFound,
     PermissionDenied,
 )
+from taskmesh_chassis.errors import invalid as invalid
+from taskmesh_chassis.mongo import is_object_id as is_object_id
 
 NAME_MAX_LENGTH: Final = 100
 BIO_MAX_LENGTH: Final = 500
@@ -155,17 +156,7 @@ class AuthTimedOut(DomainError):
     default_message = "the account service did not answer in time"
 
 
-def invalid(loc: tuple[str | int, ...], msg: str) -> InvalidArgument:
-    """An InvalidArgument naming one offending field."""
-    return InvalidArgument("invalid request", [FieldError(loc, msg)])
-
-
 # --- validation --------------------------------------------------------------------------
-
-
-def is_object_id(value: str) -> bool:
-    """Whether `value` is a 24-hex-digit id (and only that: no other ObjectId input form)."""
-    return len(value) == 24 and ObjectId.is_valid(value)
 
 
 def normalise_email(email: str) -> str:
