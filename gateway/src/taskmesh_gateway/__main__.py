@@ -2,4 +2,5 @@
 
 from taskmesh_gateway.main import run
 
-run()
+if __name__ == "__main__":
+    run()
