@@ -239,3 +239,11 @@ async def test_rpc_metrics_count_calls_by_method_and_code(echo_channel: grpc.aio
     assert REGISTRY.get_sample_value("grpc_server_handled_total", labels) == before + 1
     latency = {"grpc_service": ECHO, "grpc_method": "Unary"}
     assert (REGISTRY.get_sample_value("grpc_server_handling_seconds_count", latency) or 0) >= 1
+
+
+def test_connections_are_aged_out_so_clients_spread_over_new_replicas() -> None:
+    from taskmesh_chassis.grpc_server import SERVER_OPTIONS
+
+    options = dict(SERVER_OPTIONS)
+    assert 0 < options["grpc.max_connection_age_ms"] <= 600_000
+    assert options["grpc.max_connection_age_grace_ms"] >= 10_000

@@ -38,6 +38,11 @@ SERVER_OPTIONS: list[tuple[str, int]] = [
     ("grpc.so_reuseport", 0),  # a second server on a busy port must fail, not share it
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    # A client keeps one HTTP/2 connection to one replica behind a Service's virtual IP;
+    # closing connections after a few minutes (GOAWAY, in-flight calls finish within the
+    # grace) makes clients reconnect and spreads them over replicas added since.
+    ("grpc.max_connection_age_ms", 300_000),
+    ("grpc.max_connection_age_grace_ms", 30_000),
 ]
 
 # The codes that are the server's fault (OpenTelemetry's gRPC conventions): a server span
