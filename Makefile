@@ -18,9 +18,11 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON_BOOT)
 
 .PHONY: help setup proto admin events-dlq run $(addprefix run-,$(SERVICES) gateway) test test-unit test-e2e lint format lock clean
+.PHONY: k8s-render k8s-apply
+.PHONY: compose-secrets compose-up compose-down images
 
 help: ## list the targets
-	@grep -E '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
+	@grep -E '^[a-zA-Z0-9_%-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
 
 $(UV):
 	$(PYTHON_BOOT) -m venv .tools
@@ -70,6 +72,29 @@ format: setup ## apply ruff's formatting and safe fixes
 
 lock: $(UV) ## re-resolve uv.lock after changing a pyproject.toml
 	$(UV) lock
+
+OVERLAY ?= dev
+KUBECTL ?= kubectl
+
+k8s-render: ## OVERLAY=dev|prod: print the Kubernetes manifests kustomize builds (default dev)
+	@$(KUBECTL) kustomize k8s/overlays/$(OVERLAY)
+
+k8s-apply: ## OVERLAY=dev|prod: kubectl apply -k that overlay to the current kubectl context (default dev)
+	$(KUBECTL) apply -k k8s/overlays/$(OVERLAY)
+
+COMPOSE ?= docker compose -f compose/compose.yaml
+
+compose-secrets: ## create the compose deployment's missing secret files in compose/secrets/
+	$(PYTHON_BOOT) compose/make_secrets.py
+
+compose-up: compose-secrets ## build the images and run the suite with docker compose, until all are healthy
+	$(COMPOSE) up --detach --build --wait --wait-timeout 600
+
+compose-down: ## stop and remove the compose deployment's containers (its volumes stay)
+	$(COMPOSE) down
+
+images: ## build every image (REGISTRY/<component>:TAG, see compose/.env.example)
+	$(COMPOSE) build gateway auth users tasks notifications analytics
 
 clean: ## remove the virtualenv, generated code and local data
 	rm -rf .venv .tools protos/gen .data
