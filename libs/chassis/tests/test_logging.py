@@ -99,5 +99,6 @@ def test_driver_command_logs_stay_silent_even_at_debug() -> None:
     logs = capture_logs("auth", level="DEBUG")
     logging.getLogger("pymongo.command").debug("insert {'token': 'secret-reset-token'}")
     logging.getLogger("aio_pika.channel").debug("publish body=b'secret'")
+    logging.getLogger("grpc._cython.cygrpc").debug("Using AsyncIOEngine.POLLER as I/O engine")
     logging.getLogger("taskmesh.debugging").debug("a service's own debug line")
     assert [line["event"] for line in logs.lines()] == ["a service's own debug line"]

@@ -42,6 +42,11 @@ _REDACTED = "[redacted]"
 DATA_BEARING_LOGGERS = ("pymongo.command", "pymongo.connection", "aiormq.connection", "aio_pika")
 """Loggers whose DEBUG records quote stored documents or message bodies."""
 
+GRPC_CORE_LOGGERS = ("grpc._cython", "grpc.aio")
+"""gRPC's own DEBUG records come from its C core's callbacks, on any thread and sometimes
+while it holds its own locks; letting them reach a handler (whose lock another thread may
+hold while it waits on gRPC) can deadlock. They say nothing an operator needs."""
+
 
 def _redact_secrets(_: Any, __: str, event_dict: EventDict) -> EventDict:
     for key in event_dict:
@@ -94,8 +99,9 @@ def configure_logging(
     root.addHandler(handler)
     root.setLevel(level.upper())
     # Driver command logs carry whole documents (reset tokens, password hashes): never emitted,
-    # whatever LOG_LEVEL says. pymongo logs commands at DEBUG only.
-    for name in DATA_BEARING_LOGGERS:
+    # whatever LOG_LEVEL says. pymongo logs commands at DEBUG only. gRPC's core debug lines stay
+    # out too (see GRPC_CORE_LOGGERS).
+    for name in (*DATA_BEARING_LOGGERS, *GRPC_CORE_LOGGERS):
         logging.getLogger(name).setLevel(max(logging.INFO, root.level))
     # Uvicorn installs handlers of its own; its records should take the common route instead.
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
