@@ -8,7 +8,6 @@ real connections run the lifespan themselves (`lifespan_app`).
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack
 from typing import Any
@@ -21,7 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pydantic import BaseModel, ConfigDict
 from taskmesh.tasks.v1 import tasks_pb2
 from taskmesh_chassis.identity import Caller
-from taskmesh_chassis.testing import find_free_port
+from taskmesh_chassis.testing import drop_connection, find_free_port
 from taskmesh_gateway.admission import Admission
 from taskmesh_gateway.app import create_app
 from taskmesh_gateway.clients import SERVICE_DESCRIPTORS, ServiceClients
@@ -339,30 +338,11 @@ async def started_gateway() -> AsyncIterator[LifespanClient]:
 DropConnection = Callable[[str], Awaitable[None]]
 
 
-def _drop_connection(connection_name: str) -> None:
-    listing = subprocess.run(
-        ["rabbitmqctl", "list_connections", "pid", "client_properties", "-q", "--no-table-headers"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    marker = f'{{"connection_name","{connection_name}"}}'
-    pids = [line.split("\t")[0] for line in listing.stdout.splitlines() if marker in line]
-    assert len(pids) == 1, f"expected one connection named {connection_name}, found {pids}"
-    subprocess.run(
-        ["rabbitmqctl", "close_connection", pids[0], "taskmesh test: simulated connection loss"],
-        capture_output=True,
-        check=True,
-        timeout=60,
-    )
-
-
 @pytest.fixture
 def drop_broker_connection() -> DropConnection:
     """Have the broker close a named client connection, as a network failure would."""
 
     async def drop(connection_name: str) -> None:
-        await asyncio.to_thread(_drop_connection, connection_name)
+        await asyncio.to_thread(drop_connection, connection_name)
 
     return drop

@@ -14,6 +14,7 @@ import asyncio
 import io
 import json
 import socket
+import subprocess
 import threading
 import time
 import uuid
@@ -434,3 +435,26 @@ class GrpcServiceContract:
             if line["method"] == f"/{self.full_service_name}/{method}"
         ]
         assert (line["trace_id"], line["span_id"]) == (trace_id, f"{span.context.span_id:016x}")
+
+
+def drop_connection(connection_name: str) -> None:
+    """Have the broker close a named client connection, as a network failure would.
+
+    Runs the local broker's `rabbitmqctl` (tests only; its arguments are ours).
+    """
+    listing = subprocess.run(
+        ["rabbitmqctl", "list_connections", "pid", "client_properties", "-q", "--no-table-headers"],  # noqa: S607
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    marker = f'{{"connection_name","{connection_name}"}}'
+    pids = [line.split("\t")[0] for line in listing.stdout.splitlines() if marker in line]
+    assert len(pids) == 1, f"expected one connection named {connection_name}, found {pids}"
+    subprocess.run(  # noqa: S603
+        ["rabbitmqctl", "close_connection", pids[0], "taskmesh test: simulated connection loss"],  # noqa: S607
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )

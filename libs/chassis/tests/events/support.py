@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
 import uuid
 from collections import Counter
@@ -28,6 +27,7 @@ from taskmesh_chassis.events import (
     RetryPolicy,
     connect_broker,
 )
+from taskmesh_chassis.testing import drop_connection as drop_connection
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 FAST_RETRIES = RetryPolicy(delays_s=(0.05, 0.1))
@@ -137,26 +137,6 @@ async def eventually(
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
         await asyncio.sleep(0.05)
-
-
-def drop_connection(connection_name: str) -> None:
-    """Have the broker close a named client connection, as a network failure would."""
-    listing = subprocess.run(
-        ["rabbitmqctl", "list_connections", "pid", "client_properties", "-q", "--no-table-headers"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    marker = f'{{"connection_name","{connection_name}"}}'
-    pids = [line.split("\t")[0] for line in listing.stdout.splitlines() if marker in line]
-    assert len(pids) == 1, f"expected one connection named {connection_name}, found {pids}"
-    subprocess.run(
-        ["rabbitmqctl", "close_connection", pids[0], "taskmesh test: simulated connection loss"],
-        capture_output=True,
-        check=True,
-        timeout=60,
-    )
 
 
 def metric(name: str, **labels: str) -> float:
