@@ -18,7 +18,9 @@ and loader (imported, not copied), which rebuilds the list indexes after large l
 A request that fails or times out is counted with its status; the run goes on. As a
 baseline, GET /api/v1/auth/me served from its cache. Prints p50/p95; asserts nothing.
 
-    .venv/bin/python bench/tasks_gateway.py [--samples 40] [--million]
+    .venv/bin/python bench/tasks_gateway.py [--samples 40] [--million] [--scenarios a|b|ab]
+
+SIGTERM stops it like Ctrl-C: the suite it started is stopped and its data removed.
 """
 
 from __future__ import annotations
@@ -304,8 +306,10 @@ Tasks are bulk-loaded straight into the suite's tasks database by bench/tasks_li
 """
 
 
-def run(gateway: Gateway, database: TaskDatabase, samples: int, million: bool) -> None:
-    """The baseline, then scenarios (a) and (b)."""
+def run(
+    gateway: Gateway, database: TaskDatabase, samples: int, million: bool, scenarios: str
+) -> None:
+    """The baseline, then scenarios (a) and/or (b)."""
     deadline = os.environ.get("GRPC_DEADLINE_S", "5")
     print(HEADER.format(tasks=TASKS, timeout=CLIENT_TIMEOUT_S, deadline=deadline))
     print(f"tasks database {database.name}, collection {tasks_list.TASKS}; {samples} samples\n")
@@ -319,6 +323,14 @@ def run(gateway: Gateway, database: TaskDatabase, samples: int, million: bool) -
     outcome = measure(samples, 5, me, lambda: None, "HIT")
     line("GET /api/v1/auth/me", "HIT", summary(outcome, "HIT") + "   (baseline: admission)")
 
+    if "a" in scenarios:
+        scenario_a(gateway, database, samples, million)
+    if "b" in scenarios:
+        scenario_b(gateway, database, samples)
+
+
+def scenario_a(gateway: Gateway, database: TaskDatabase, samples: int, million: bool) -> None:
+    """A user with 100 tasks while other users' tasks grow to 1,000 / 100,000 (/ 1,000,000)."""
     print("(a) a user with 100 tasks; the collection also holds other users' tasks")
     email, user_id = gateway.register()
     database.load(lambda i: user_id, 100)
@@ -339,6 +351,9 @@ def run(gateway: Gateway, database: TaskDatabase, samples: int, million: bool) -
             "here (from the 100,000 load); run with --million to measure it"
         )
 
+
+def scenario_b(gateway: Gateway, database: TaskDatabase, samples: int) -> None:
+    """One user holding 100 / 10,000 / 100,000 tasks."""
     print("(b) one user holding many tasks")
     email, user_id = gateway.register()
     owned = 0
@@ -355,11 +370,20 @@ def run(gateway: Gateway, database: TaskDatabase, samples: int, million: bool) -
         gateway.step(email, user_id, runs, warmups, label)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM as Ctrl-C, so the `finally` blocks stop the suite and remove its data."""
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=40, help="timed requests per line")
     parser.add_argument("--million", action="store_true", help="also load 1,000,000 tasks")
+    parser.add_argument(
+        "--scenarios", choices=("a", "b", "ab"), default="ab", help="which scenarios to run"
+    )
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, _interrupt)
     random.seed(7)
     # Silence the loader's index-rebuild log lines, as bench/tasks_list.py does.
     tasks_list.configure_logging("tasks", "CRITICAL", "json")
@@ -375,7 +399,8 @@ def main() -> None:
             redis = Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
             try:
                 with httpx.Client(base_url=url, timeout=CLIENT_TIMEOUT_S) as client:
-                    run(Gateway(client, redis, database), database, args.samples, args.million)
+                    gateway = Gateway(client, redis, database)
+                    run(gateway, database, args.samples, args.million, args.scenarios)
             finally:
                 # An external MongoDB keeps what was loaded; the embedded one goes with tmp.
                 database.close(drop=not state["mongodb_embedded"])
