@@ -31,3 +31,17 @@ async def test_docs_routes_are_not_in_the_openapi_document(client: httpx.AsyncCl
     document = (await client.get("/api/v1/openapi.json")).json()
 
     assert not [path for path in document["paths"] if path.startswith("/docs")]
+
+
+async def test_every_api_post_declares_the_idempotency_key(client: httpx.AsyncClient) -> None:
+    document = (await client.get("/api/v1/openapi.json")).json()
+
+    posts = {
+        path: operations["post"]
+        for path, operations in document["paths"].items()
+        if path.startswith("/api/v1/") and "post" in operations
+    }
+    assert "/api/v1/tasks" in posts
+    for path, post in posts.items():
+        headers = [p["name"] for p in post.get("parameters", []) if p["in"] == "header"]
+        assert headers.count("Idempotency-Key") == 1, path

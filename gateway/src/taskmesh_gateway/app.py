@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
@@ -19,7 +20,11 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from taskmesh_gateway.admission import AdmissionMiddleware, Gatekeeper
 from taskmesh_gateway.clients import BrokerConnection, ServiceClients, create_redis
 from taskmesh_gateway.health import router as health_router
-from taskmesh_gateway.idempotency import IdempotencyMiddleware, IdempotencyStore
+from taskmesh_gateway.idempotency import (
+    IdempotencyMiddleware,
+    IdempotencyStore,
+    declare_idempotency_key,
+)
 from taskmesh_gateway.log_redaction import redact_query_tokens
 from taskmesh_gateway.login_guard import LoginGuard
 from taskmesh_gateway.me_cache import MeCache
@@ -100,6 +105,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     # The WebSocket admits its handshakes itself (HTTP admission sees no websocket scope).
     app.include_router(realtime_router)
     _add_docs(app)
+    _document_middleware_headers(app)
 
     # Added innermost first: a request meets the proxy headers, the security headers, its
     # context, CORS, admission (so preflights are never charged, and 429s carry CORS), then
@@ -185,6 +191,20 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await app.state.clients.close()
         # The last requests' spans leave now, not whenever the batch would have gone.
         flush_spans()
+
+
+def _document_middleware_headers(app: FastAPI) -> None:
+    """Complete the OpenAPI document with what middleware reads (`Idempotency-Key`)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = build()
+            declare_idempotency_key(document)
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _add_docs(app: FastAPI) -> None:

@@ -31,7 +31,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import structlog
 from cryptography.exceptions import InvalidTag
@@ -84,6 +84,30 @@ _RELEASE_LUA: Final = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+
+
+def declare_idempotency_key(document: dict[str, Any]) -> None:
+    """Add the optional `Idempotency-Key` header to every API `POST` of an OpenAPI document.
+
+    The middleware, not a route, reads the header, so FastAPI cannot see it; declaring it lets
+    generated clients (the web app's) send it with their types.
+    """
+    for path, operations in document.get("paths", {}).items():
+        post = operations.get("post")
+        if path.startswith("/api/v1/") and post is not None:
+            post.setdefault("parameters", []).append(
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "description": (
+                        "Repeat the same POST safely: within 24 h the same key from the same "
+                        "caller replays the first answer (Idempotent-Replayed: true) and does "
+                        "the effect once; the same key with another body is 422."
+                    ),
+                    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_CHARS},
+                }
+            )
 
 
 def parse_key(values: list[bytes]) -> str | None:

@@ -1570,7 +1570,10 @@ export interface operations {
     change_password_api_v1_auth_change_password_post: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Repeat the same POST safely: within 24 h the same key from the same caller replays the first answer (Idempotent-Replayed: true) and does the effect once; the same key with another body is 422. */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1632,7 +1635,10 @@ export interface operations {
     forgot_password_api_v1_auth_forgot_password_post: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Repeat the same POST safely: within 24 h the same key from the same caller replays the first answer (Idempotent-Replayed: true) and does the effect once; the same key with another body is 422. */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1687,7 +1693,10 @@ export interface operations {
                 /** @description Set the refresh token as an HttpOnly cookie and leave it out of the body */
                 refresh_cookie?: boolean;
             };
-            header?: never;
+            header?: {
+                /** @description Repeat the same POST safely: within 24 h the same key from the same caller replays the first answer (Idempotent-Replayed: true) and does the effect once; the same key with another body is 422. */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1764,6 +1773,8 @@ export interface operations {
             header?: {
                 /** @description Must be `taskmesh` when the refresh token comes from the cookie */
                 "x-requested-with"?: string | null;
+                /** @description Repeat the same POST safely: within 24 h the same key from the same caller replays the first answer (Idempotent-Replayed: true) and does the effect once; the same key with another body is 422. */
+                "Idempotency-Key"?: string;
             };
             path?: never;
             cookie?: never;
@@ -1894,6 +1905,8 @@ export interface operations {
             header?: {
                 /** @description Must be `taskmesh` when the refresh token comes from the cookie */
                 "x-requested-with"?: string | null;
+                /** @description Repeat the same POST safely: within 24 h the same key from the same caller replays the first answer (Idempotent-Replayed: true) and does the effect once; the same key with another body is 422. */
+                "Idempotency-Key"?: string;
             };
             path?: never;
             cookie?: never;
@@ -1971,7 +1984,10 @@ export interface operations {
                 /** @description Set the refresh token as an HttpOnly cookie and leave it out of the body */
                 refresh_cookie?: boolean;
             };
-            header?: never;
+            header?: {
+                /** @description Repeat the same POST safely: within 24 h the same key from the same caller replays the first answer (Idempotent-Replayed: true) and does the effect once; the same key with another body is 422. */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -2035,7 +2051,10 @@ export interface operations {
     reset_password_api_v1_auth_reset_password_post: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Repeat the same POST safely: within 24 h the same key from the same caller replays the first answer (Idempotent-Replayed: true) and does the effect once; the same key with another body is 422. */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -2097,7 +2116,10 @@ export interface operations {
     issue_token_api_v1_auth_token_post: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Repeat the same POST safely: within 24 h the same key from the same caller replays the first answer (Idempotent-Replayed: true) and does the effect once; the same key with another body is 422. */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -2238,7 +2260,10 @@ export interface operations {
     mark_all_notifications_read_api_v1_notifications_read_all_post: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Repeat the same POST safely: within 24 h the same key from the same caller replays the first answer (Idempotent-Replayed: true) and does the effect once; the same key with another body is 422. */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -2286,7 +2311,10 @@ export interface operations {
     mark_notification_read_api_v1_notifications__id__read_post: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Repeat the same POST safely: within 24 h the same key from the same caller replays the first answer (Idempotent-Replayed: true) and does the effect once; the same key with another body is 422. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 /** @description An opaque id */
                 id: string;
@@ -2434,7 +2462,10 @@ export interface operations {
     create_task_api_v1_tasks_post: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Repeat the same POST safely: within 24 h the same key from the same caller replays the first answer (Idempotent-Replayed: true) and does the effect once; the same key with another body is 422. */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -2932,7 +2963,10 @@ export interface operations {
     upload_attachment_api_v1_tasks__id__attachments_post: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Repeat the same POST safely: within 24 h the same key from the same caller replays the first answer (Idempotent-Replayed: true) and does the effect once; the same key with another body is 422. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 /** @description An opaque id */
                 id: string;
