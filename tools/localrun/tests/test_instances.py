@@ -59,6 +59,7 @@ def test_a_second_instance_follows_the_first_in_its_tier(tmp_path: Path) -> None
         "auth",
         "gateway-1",
         "gateway-2",
+        "web",
         "traefik",
     ]
     assert plan.process("notifications-2").tier == Tier.SERVICES

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from taskmesh_localrun.options import RunOptions
+from taskmesh_localrun.options import RunOptions, parse_options
 from taskmesh_localrun.plan import GrpcServing, HttpOk, PlanError, Tier, Tools, build_plan
 
 TOOLS = Tools(
@@ -33,6 +33,7 @@ def test_full_run_starts_infrastructure_services_auth_gateways_then_traefik(
         "auth",
         "gateway-1",
         "gateway-2",
+        "web",
         "traefik",
     ]
     assert [spec.tier for spec in plan.processes] == sorted(spec.tier for spec in plan.processes)
@@ -46,6 +47,7 @@ def test_default_ports_follow_docs_processes_md(tmp_path: Path) -> None:
     assert plan.process("gateway-2").ports == {"http": 8002}
     assert plan.process("mongo").ports == {"mongodb": 27027}
     assert plan.process("mailcatcher").ports == {"smtp": 1025}
+    assert plan.process("web").ports == {"http": 8090}
     assert plan.public_url == "http://127.0.0.1:8000"
     assert plan.ready_check == HttpOk("http://127.0.0.1:8000/readyz")
 
@@ -215,3 +217,38 @@ def test_auth_alone_keeps_the_users_target_of_the_environment(tmp_path: Path) ->
     assert names(plan.processes) == ["mongo", "auth"]
     assert "USERS_GRPC_TARGET" not in plan.process("auth").env
     assert plan.process("auth").env["AUTH_GRPC_TARGET"] == "127.0.0.1:50051"
+
+
+def test_the_web_app_is_served_from_its_build_beside_the_gateways(tmp_path: Path) -> None:
+    dist = tmp_path / "dist"
+    plan = build_plan(RunOptions(data_dir=tmp_path, web_dist=dist), BASE_ENV, TOOLS)
+    web = plan.process("web")
+
+    assert web.tier == Tier.GATEWAYS
+    assert web.argv == (
+        *("/venv/bin/python", "-m", "taskmesh_localrun.webapp"),
+        *("--host", "127.0.0.1", "--port", "8090", "--dist", str(dist)),
+    )
+    assert web.ready_check == HttpOk("http://127.0.0.1:8090/")
+    assert web.log_path == tmp_path / "logs" / "web.log"
+    assert (plan.web_url, plan.web_dist) == ("http://127.0.0.1:8090", dist)
+
+
+def test_no_web_and_runs_without_traefik_serve_no_web_app(tmp_path: Path) -> None:
+    for options in (
+        RunOptions(data_dir=tmp_path, web=False),
+        RunOptions(data_dir=tmp_path, only="gateway"),
+    ):
+        plan = build_plan(options, BASE_ENV, TOOLS)
+
+        assert "web" not in names(plan.processes)
+        assert (plan.web_url, plan.web_dist) == (None, None)
+
+
+def test_the_web_options_default_to_this_checkouts_build() -> None:
+    checkout = Path(__file__).resolve().parents[3]
+
+    assert parse_options([]).web is True
+    assert parse_options([]).web_dist == checkout / "web" / "dist"
+    assert parse_options(["--no-web"]).web is False
+    assert parse_options(["--web-dist", "/srv/dist"]).web_dist == Path("/srv/dist")

@@ -16,12 +16,16 @@ def load(path: Path) -> dict[str, object]:
     return json.loads(text.split("\n", 1)[1])  # type: ignore[no-any-return]
 
 
-def write(tmp_path: Path, otlp_endpoint: str | None = None) -> Path:
+WEB_URL = "http://127.0.0.1:18090"
+
+
+def write(tmp_path: Path, otlp_endpoint: str | None = None, web_url: str | None = WEB_URL) -> Path:
     return traefik.write_configs(
         tmp_path / "traefik",
         public_port=18000,
         api_port=18080,
         gateway_urls=["http://127.0.0.1:18001", "http://127.0.0.1:18002"],
+        web_url=web_url,
         log_dir=tmp_path / "logs",
         otlp_endpoint=otlp_endpoint,
     )
@@ -38,21 +42,63 @@ def test_dynamic_config_balances_over_both_gateways_with_a_health_check(tmp_path
     ]
     assert balancer["healthCheck"]["path"] == "/healthz"
     assert balancer["healthCheck"]["interval"] == "2s"
+
+
+def test_the_gateways_get_the_api_docs_health_metrics_and_well_known_paths(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path)
+    dynamic = load(tmp_path / "traefik" / "dynamic.yaml")
+
     router = dynamic["http"]["routers"]["taskmesh"]  # type: ignore[index]
-    assert router == {"entryPoints": ["web"], "rule": "PathPrefix(`/`)", "service": "gateways"}
+    assert router == {
+        "entryPoints": ["web"],
+        "rule": "PathPrefix(`/api/`) || PathPrefix(`/docs`) || Path(`/healthz`) "
+        "|| Path(`/readyz`) || Path(`/metrics`) || PathPrefix(`/.well-known/`)",
+        "priority": 100,
+        "service": "gateways",
+    }
+
+
+def test_the_web_app_gets_every_other_path_at_the_lowest_priority(tmp_path: Path) -> None:
+    write(tmp_path)
+    dynamic = load(tmp_path / "traefik" / "dynamic.yaml")
+
+    routers = dynamic["http"]["routers"]  # type: ignore[index]
+    assert routers["taskmesh-web"] == {
+        "entryPoints": ["web"],
+        "rule": "PathPrefix(`/`)",
+        "priority": 1,
+        "service": "web",
+    }
+    assert min(router["priority"] for router in routers.values()) == 1
+    assert [router["priority"] for router in routers.values()].count(1) == 1
+    web = dynamic["http"]["services"]["web"]  # type: ignore[index]
+    assert web == {"loadBalancer": {"servers": [{"url": WEB_URL}]}}
+
+
+def test_without_the_web_app_only_the_api_paths_are_routed(tmp_path: Path) -> None:
+    write(tmp_path, web_url=None)
+    dynamic = load(tmp_path / "traefik" / "dynamic.yaml")
+
+    assert set(dynamic["http"]["routers"]) == {"taskmesh", "taskmesh-ws"}  # type: ignore[index]
+    assert set(dynamic["http"]["services"]) == {"gateways"}  # type: ignore[index]
 
 
 def test_the_websocket_route_is_kept_out_of_the_access_log(tmp_path: Path) -> None:
     write(tmp_path)
     dynamic = load(tmp_path / "traefik" / "dynamic.yaml")
 
-    router = dynamic["http"]["routers"]["taskmesh-ws"]  # type: ignore[index]
-    assert router == {
+    routers = dynamic["http"]["routers"]  # type: ignore[index]
+    assert routers["taskmesh-ws"] == {
         "entryPoints": ["web"],
         "rule": "Path(`/api/v1/ws`)",
+        "priority": 1000,
         "service": "gateways",
         "observability": {"accessLogs": False},
     }
+    # It must win over the gateways' router, whose rule matches its path too.
+    assert routers["taskmesh-ws"]["priority"] > routers["taskmesh"]["priority"]
 
 
 def test_static_config_listens_locally_and_phones_nobody(tmp_path: Path) -> None:

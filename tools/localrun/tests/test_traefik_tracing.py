@@ -75,6 +75,7 @@ def running_traefik(
         public_port=public_port,
         api_port=api_port,
         gateway_urls=[backend.url],
+        web_url=None,
         log_dir=tmp_path,
         otlp_endpoint=otlp_endpoint,
     )
@@ -88,7 +89,7 @@ def running_traefik(
         )
     try:
         # Routing is ready once a request reaches the backend (the file provider loads late).
-        if not eventually(lambda: _answers(f"{url}/ready"), timeout_s=20):
+        if not eventually(lambda: _answers(f"{url}/api/ready"), timeout_s=20):
             log = (tmp_path / "traefik.log").read_text(errors="replace")
             pytest.fail(f"Traefik did not route within 20 s:\n{log[-3000:]}")
         yield url
@@ -108,12 +109,12 @@ def test_without_tracing_a_clients_trace_context_passes_through_unchanged(
     tmp_path: Path, backend: RecordingBackend
 ) -> None:
     with running_traefik(tmp_path, backend, otlp_endpoint=None) as url:
-        httpx.get(f"{url}/traced", headers={"traceparent": TRACEPARENT, "tracestate": "v=1"})
-        httpx.get(f"{url}/untraced")
+        httpx.get(f"{url}/api/traced", headers={"traceparent": TRACEPARENT, "tracestate": "v=1"})
+        httpx.get(f"{url}/api/untraced")
 
-    assert backend.received["/traced"]["traceparent"] == TRACEPARENT
-    assert backend.received["/traced"]["tracestate"] == "v=1"
-    assert "traceparent" not in backend.received["/untraced"]
+    assert backend.received["/api/traced"]["traceparent"] == TRACEPARENT
+    assert backend.received["/api/traced"]["tracestate"] == "v=1"
+    assert "traceparent" not in backend.received["/api/untraced"]
 
 
 def test_with_tracing_traefik_continues_the_trace_and_exports_its_spans(
@@ -121,8 +122,8 @@ def test_with_tracing_traefik_continues_the_trace_and_exports_its_spans(
 ) -> None:
     with serving_otlp_receiver() as (receiver, endpoint):
         with running_traefik(tmp_path, backend, otlp_endpoint=endpoint) as url:
-            httpx.get(f"{url}/traced?access_token=secret", headers={"traceparent": TRACEPARENT})
-            httpx.get(f"{url}/untraced")
+            httpx.get(f"{url}/api/traced?access_token=secret", headers={"traceparent": TRACEPARENT})
+            httpx.get(f"{url}/api/untraced")
 
         # Traefik exports what is left when it stops.
         def exported() -> bool:
@@ -137,10 +138,10 @@ def test_with_tracing_traefik_continues_the_trace_and_exports_its_spans(
     assert server.parent_span_id == CLIENT_SPAN_ID
     assert proxy.parent_span_id == server.span_id
     # The backend is called in Traefik's trace, as a child of its proxy span.
-    _, trace_id, parent_id, _ = backend.received["/traced"]["traceparent"].split("-")
+    _, trace_id, parent_id, _ = backend.received["/api/traced"]["traceparent"].split("-")
     assert (trace_id, parent_id) == (TRACE_ID, proxy.span_id)
     # A request without trace context starts a trace at the edge.
-    _, new_trace_id, _, _ = backend.received["/untraced"]["traceparent"].split("-")
+    _, new_trace_id, _, _ = backend.received["/api/untraced"]["traceparent"].split("-")
     assert new_trace_id != TRACE_ID
     # Query parameters, such as the WebSocket's token, are redacted.
     assert all("secret" not in str(value) for span in spans for value in span.attributes.values())

@@ -9,6 +9,8 @@ from pathlib import Path
 
 SERVICES = ("auth", "users", "tasks", "notifications", "analytics")
 ONLY_CHOICES = (*SERVICES, "gateway")
+DEFAULT_WEB_DIST = Path(__file__).resolve().parents[4] / "web" / "dist"
+"""The checkout's web build (`make web`): this package runs from the workspace it is in."""
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,10 @@ class RunOptions:
     """How many instances of a service run (absent: one); the extra ones are named
     `<service>-2`, `<service>-3`, ..."""
     ready_timeout_s: float = 60.0
+    web: bool = True
+    """Serve the web app at the public URL's `/` (a full run only)."""
+    web_dist: Path = DEFAULT_WEB_DIST
+    """The built web app that is served."""
 
 
 def _positive_int(text: str) -> int:
@@ -51,7 +57,8 @@ def parse_options(argv: Sequence[str] | None = None) -> RunOptions:
         description=(
             "Run the taskmesh suite as local processes: embedded MongoDB (SecantusDB) unless "
             "MONGODB_URL is set, a mail catcher unless SMTP_URL is set, the five services, "
-            "the gateways and Traefik at http://127.0.0.1:$PUBLIC_PORT (8000). "
+            "the gateways, the web app's static server and Traefik at "
+            "http://127.0.0.1:$PUBLIC_PORT (8000). "
             "The environment is passed through to every process. Ctrl-C stops everything."
         ),
     )
@@ -97,6 +104,19 @@ def parse_options(argv: Sequence[str] | None = None) -> RunOptions:
         metavar="SECONDS",
         help="how long to wait for the suite to become ready (default: 60)",
     )
+    parser.add_argument(
+        "--no-web",
+        dest="web",
+        action="store_false",
+        help="do not serve the web app: only the API behind Traefik (no `make web` needed)",
+    )
+    parser.add_argument(
+        "--web-dist",
+        type=Path,
+        default=DEFAULT_WEB_DIST,
+        metavar="DIR",
+        help="the built web app to serve (default: web/dist of this checkout, made by `make web`)",
+    )
     args = parser.parse_args(argv)
     instances = dict(args.instances)
     if len(instances) < len(args.instances):
@@ -108,4 +128,6 @@ def parse_options(argv: Sequence[str] | None = None) -> RunOptions:
         gateways=args.gateways,
         instances=instances,
         ready_timeout_s=args.ready_timeout,
+        web=args.web,
+        web_dist=args.web_dist,
     )

@@ -18,6 +18,7 @@ from taskmesh_localrun.ports import (
     DEFAULT_PUBLIC_PORT,
     DEFAULT_SMTP_PORT,
     DEFAULT_TRAEFIK_API_PORT,
+    DEFAULT_WEB_PORT,
     EXTRA_INSTANCE_PORT_STEP,
     LOCAL_HOST,
     PortPicker,
@@ -38,6 +39,9 @@ class Tier(IntEnum):
     only for the queues that exist when it is published, which the consuming services
     declare as they start. The others need nothing of auth to start: they fetch its keys
     on the first authenticated call.
+
+    GATEWAYS also holds the web app's static server: like the gateways, something Traefik
+    routes to, and ready before Traefik's first request.
     """
 
     INFRASTRUCTURE = 0
@@ -112,6 +116,10 @@ class Plan:
     traefik_api_port: int | None = None
     traefik_dir: Path | None = None
     gateway_urls: tuple[str, ...] = field(default_factory=tuple)
+    web_url: str | None = None
+    """The web app's static server, when this run serves the web app."""
+    web_dist: Path | None = None
+    """The built web app it serves."""
 
     @property
     def public_url(self) -> str | None:
@@ -327,6 +335,35 @@ def build_plan(options: RunOptions, environ: Mapping[str, str], tools: Tools | N
             )
     gateway_urls = tuple(f"http://{LOCAL_HOST}:{spec.ports['http']}" for spec in gateway_specs)
 
+    # The web app is served at the public URL, so only where Traefik runs.
+    web_dist = options.web_dist.resolve() if options.web and only is None else None
+    web_url: str | None = None
+    web_specs: list[ProcessSpec] = []
+    if web_dist is not None:
+        web_port = picker.pick(DEFAULT_WEB_PORT)
+        web_url = f"http://{LOCAL_HOST}:{web_port}"
+        web_specs.append(
+            ProcessSpec(
+                name="web",
+                tier=Tier.GATEWAYS,
+                argv=(
+                    tools.python,
+                    "-m",
+                    "taskmesh_localrun.webapp",
+                    "--host",
+                    LOCAL_HOST,
+                    "--port",
+                    str(web_port),
+                    "--dist",
+                    str(web_dist),
+                ),
+                env={},
+                ports={"http": web_port},
+                log_path=log_dir / "web.log",
+                ready_check=HttpOk(f"{web_url}/"),
+            )
+        )
+
     edge: list[ProcessSpec] = []
     traefik_api_port: int | None = None
     traefik_dir: Path | None = None
@@ -362,7 +399,7 @@ def build_plan(options: RunOptions, environ: Mapping[str, str], tools: Tools | N
             log_path=spec.log_path,
             ready_check=spec.ready_check,
         )
-        for spec in (*infrastructure, *service_specs, *gateway_specs, *edge)
+        for spec in (*infrastructure, *service_specs, *gateway_specs, *web_specs, *edge)
     )
     return Plan(
         data_dir=data_dir,
@@ -376,4 +413,6 @@ def build_plan(options: RunOptions, environ: Mapping[str, str], tools: Tools | N
         traefik_api_port=traefik_api_port,
         traefik_dir=traefik_dir,
         gateway_urls=gateway_urls,
+        web_url=web_url,
+        web_dist=web_dist,
     )

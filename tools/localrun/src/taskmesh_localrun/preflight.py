@@ -11,6 +11,7 @@ import pymongo
 import redis.asyncio as aioredis
 from pymongo.errors import PyMongoError
 
+from taskmesh_localrun.console import shown_path
 from taskmesh_localrun.plan import Plan
 from taskmesh_localrun.ports import is_port_free
 from taskmesh_localrun.urls import redact_url, url_password
@@ -95,6 +96,16 @@ async def check_mongodb(url: str) -> str | None:
     return None
 
 
+def check_web_build(plan: Plan) -> str | None:
+    """None when the web app this run serves is built, else the one line that says so."""
+    if plan.web_dist is None or (plan.web_dist / "index.html").is_file():
+        return None
+    return (
+        f"The web app is not built: run `make web` ({shown_path(plan.web_dist)}/index.html "
+        "is missing), or run with --no-web"
+    )
+
+
 def check_ports(plan: Plan) -> list[str]:
     """One line per port of the plan that something else already listens on."""
     problems = []
@@ -122,6 +133,6 @@ async def preflight(plan: Plan, environ: Mapping[str, str]) -> list[str]:
     if plan.mongodb_url and not plan.embedded_mongo:
         checks.append(check_mongodb(plan.mongodb_url))
     results = await asyncio.gather(*checks)
-    problems = [problem for problem in results if problem is not None]
+    problems = [problem for problem in [*results, check_web_build(plan)] if problem is not None]
     problems.extend(check_ports(plan))
     return problems

@@ -137,6 +137,7 @@ class Runner:
                 public_port=plan.public_port,
                 api_port=plan.traefik_api_port,
                 gateway_urls=list(plan.gateway_urls),
+                web_url=plan.web_url,
                 log_dir=plan.log_dir,
                 otlp_endpoint=traefik.otlp_endpoint(self._environ),
             )
@@ -240,6 +241,8 @@ class Runner:
         where: list[list[str]] = []
         if plan.public_url is not None:
             console.info(f"taskmesh is ready after {ready_after_s} s at {plan.public_url}")
+            if plan.web_url is not None:
+                where.append(["web app", f"{plan.public_url}/"])
             where += [
                 ["API", f"{plan.public_url}/api/v1/"],
                 ["docs", f"{plan.public_url}/docs"],
