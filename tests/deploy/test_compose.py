@@ -6,7 +6,7 @@ limited, hardened and runs as the images' non-root user; ports and gRPC targets 
 code's defaults and name compose services; every settings class accepts its container's
 environment (with the secrets compose/make_secrets.py makes); no secret is written inline;
 Prometheus' targets exist. The Traefik tests run the pinned Traefik binary with
-compose/traefik/traefik.yml and with the gateway's labels as its routes.
+compose/traefik/traefik.yml and with the gateway's and the web app's labels as its routes.
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ COMPOSE_FILE = COMPOSE_DIR / "compose.yaml"
 TRAEFIK_CONFIG = COMPOSE_DIR / "traefik" / "traefik.yml"
 PROMETHEUS_CONFIG = COMPOSE_DIR / "prometheus" / "prometheus.yml"
 DEPLOYABLES = ("gateway", *SERVICES)
+"""The Python deployables; the web app (`web`, nginx over its static build) is apart."""
+WEB = "web"
 INFRASTRUCTURE = (
     "traefik",
     "socket-proxy",
@@ -161,7 +163,7 @@ def test_the_interpolation_helper_follows_compose() -> None:
 
 def test_the_suite_is_the_deployables_and_their_infrastructure() -> None:
     assert compose()["name"] == "taskmesh"
-    assert set(services()) == {*DEPLOYABLES, *INFRASTRUCTURE}
+    assert set(services()) == {*DEPLOYABLES, WEB, *INFRASTRUCTURE}
 
 
 def test_third_party_images_are_pinned_to_a_release() -> None:
@@ -183,6 +185,17 @@ def test_the_gateway_runs_two_replicas_behind_traefik_only() -> None:
     assert gateway["deploy"]["replicas"] == 2
     assert "container_name" not in gateway
     assert "ports" not in gateway
+
+
+def test_the_web_app_runs_read_only_behind_traefik_only() -> None:
+    web = services()[WEB]
+
+    assert "ports" not in web
+    assert web["networks"] == ["backend"]
+    assert web["read_only"] is True
+    assert web["tmpfs"] == ["/tmp"]
+    assert "depends_on" not in web, "static files need nothing to start"
+    assert "environment" not in web
 
 
 # --- Hardening, limits, restarts ----------------------------------------------------------------
@@ -506,8 +519,8 @@ def test_traefik_reads_labels_only_through_the_internal_socket_proxy() -> None:
     assert "/etc/traefik/traefik.yml:ro" in services()["traefik"]["volumes"][0]
 
 
-def _labels() -> dict[str, str]:
-    labels: dict[str, str] = services()["gateway"]["labels"]
+def _labels(service: str = "gateway") -> dict[str, str]:
+    labels: dict[str, str] = services()[service]["labels"]
     return labels
 
 
@@ -520,8 +533,24 @@ def test_traefik_balances_over_the_gateways_port_and_checks_their_health() -> No
     assert labels[f"{service}.healthCheck.path"] == "/healthz"
 
 
+def test_the_web_app_is_routed_last_and_the_websocket_first() -> None:
+    gateway, web = _labels(), _labels(WEB)
+    routers = "traefik.http.routers"
+
+    assert web["traefik.enable"] == "true"
+    assert web[f"{routers}.web.rule"] == "PathPrefix(`/`)"
+    priorities = {
+        "web": int(web[f"{routers}.web.priority"]),
+        "gateway": int(gateway[f"{routers}.gateway.priority"]),
+        "gateway-ws": int(gateway[f"{routers}.gateway-ws.priority"]),
+    }
+    assert priorities["web"] == 1
+    assert priorities["web"] < priorities["gateway"] < priorities["gateway-ws"]
+    assert web["traefik.http.services.web.loadBalancer.healthCheck.path"] == "/"
+
+
 def labels_as_dynamic_config(labels: dict[str, str], backend_url: str) -> dict[str, Any]:
-    """The gateway's labels as a file-provider configuration, its servers at `backend_url`."""
+    """A container's labels as a file-provider configuration, its servers at `backend_url`."""
     config: dict[str, Any] = {}
     for key, value in labels.items():
         if key in ("traefik.enable",) or key.startswith("traefik.docker."):
@@ -543,12 +572,29 @@ def labels_as_dynamic_config(labels: dict[str, str], backend_url: str) -> dict[s
     return config
 
 
-class _Backend(ThreadingHTTPServer):
-    """Stands in for the gateway replicas: 200 and the path it was asked for."""
+def merged(*configs: dict[str, Any]) -> dict[str, Any]:
+    """Dynamic configurations merged key by key, as Traefik merges its containers' labels."""
+    result: dict[str, Any] = {}
+    for config in configs:
+        for key, value in config.items():
+            if isinstance(value, dict) and isinstance(result.get(key), dict):
+                result[key] = merged(result[key], value)
+            else:
+                result[key] = value
+    return result
 
-    def __init__(self) -> None:
+
+class _Backend(ThreadingHTTPServer):
+    """Stands in for the replicas of one container: 200, its name and the path asked for."""
+
+    def __init__(self, name: str) -> None:
         super().__init__((LOOPBACK, 0), _Echo)
+        self.name = name
         self.paths: list[str] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.server_port}"
 
 
 class _Echo(BaseHTTPRequestHandler):
@@ -556,7 +602,7 @@ class _Echo(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.server.paths.append(self.path)
-        body = self.path.encode()
+        body = f"{self.server.name} {self.path}".encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -567,8 +613,11 @@ class _Echo(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def running_traefik(tmp_path: Path, backend: _Backend | None) -> Iterator[tuple[str, str, Path]]:
-    """Traefik with compose's static config on free ports; with a backend, the labels' routes.
+def running_traefik(
+    tmp_path: Path, backends: dict[str, _Backend]
+) -> Iterator[tuple[str, str, Path]]:
+    """Traefik with compose's static config on free ports, and the labels of the compose
+    services in `backends` as its routes, each to its stand-in; no backends: no routes.
 
     Yields the web and internal (`traefik` entry point) URLs and the log file.
     """
@@ -576,13 +625,16 @@ def running_traefik(tmp_path: Path, backend: _Backend | None) -> Iterator[tuple[
     web, internal = find_free_port(), find_free_port()
     config["entryPoints"]["web"]["address"] = f"{LOOPBACK}:{web}"
     config["entryPoints"]["traefik"]["address"] = f"{LOOPBACK}:{internal}"
-    if backend is None:
+    if not backends:
         # No Docker here: the provider keeps failing to connect, which Traefik survives.
         config["providers"]["docker"]["endpoint"] = f"tcp://{LOOPBACK}:{find_free_port()}"
     else:
         dynamic = tmp_path / "dynamic.yml"
-        url = f"http://{LOOPBACK}:{backend.server_port}"
-        dynamic.write_text(yaml.safe_dump(labels_as_dynamic_config(_labels(), url)))
+        routes = [
+            labels_as_dynamic_config(_labels(service), backend.url)
+            for service, backend in backends.items()
+        ]
+        dynamic.write_text(yaml.safe_dump(merged(*routes)))
         config["providers"] = {"file": {"filename": str(dynamic)}}
     static = tmp_path / "traefik.yml"
     static.write_text(yaml.safe_dump(config))
@@ -611,19 +663,28 @@ def _status(url: str) -> int | None:
         return None
 
 
-@pytest.fixture
-def backend() -> Iterator[_Backend]:
-    server = _Backend()
+@contextmanager
+def serving(name: str) -> Iterator[_Backend]:
+    server = _Backend(name)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def backends() -> Iterator[dict[str, _Backend]]:
+    """Stand-ins for the gateway replicas and the web app."""
+    with serving("gateway") as gateway, serving(WEB) as web:
+        yield {"gateway": gateway, WEB: web}
 
 
 @pytest.mark.integration
 def test_the_pinned_traefik_accepts_the_static_config(tmp_path: Path) -> None:
-    with running_traefik(tmp_path, None) as (_, internal, log):
+    with running_traefik(tmp_path, {}) as (_, internal, log):
         metrics = httpx.get(f"{internal}/metrics", timeout=5)
         dashboard = _status(f"{internal}/dashboard/")
         api = _status(f"{internal}/api/rawdata")
@@ -635,8 +696,10 @@ def test_the_pinned_traefik_accepts_the_static_config(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
-def test_the_gateway_labels_route_only_the_public_paths(tmp_path: Path, backend: _Backend) -> None:
-    public = [
+def test_the_labels_route_the_public_paths_to_the_gateway_and_the_rest_to_the_web_app(
+    tmp_path: Path, backends: dict[str, _Backend]
+) -> None:
+    to_gateway = [
         "/api/v1/tasks?page=2",
         "/api/v1/openapi.json",
         "/docs",
@@ -645,30 +708,28 @@ def test_the_gateway_labels_route_only_the_public_paths(tmp_path: Path, backend:
         "/healthz",
         "/readyz",
     ]
-    with running_traefik(tmp_path, backend) as (web, _, log):
-        assert eventually(lambda: _status(f"{web}/healthz") == 200, timeout_s=20), log.read_text()[
-            -3000:
-        ]
-        answers = {path: httpx.get(f"{web}{path}", timeout=5) for path in public}
+    to_web = ["/", "/tasks/abc", "/login", "/assets/index-1a2b.js", "/apifoo", "/metrics"]
+    with running_traefik(tmp_path, backends) as (web, _, log):
+        routed = eventually(lambda: _status(f"{web}/healthz") == 200, timeout_s=20)
+        assert routed, log.read_text()[-3000:]
+        answers = {path: httpx.get(f"{web}{path}", timeout=5) for path in to_gateway + to_web}
         refused = {
-            path: _status(f"{web}{path}")
-            for path in ("/metrics", "/", "/apifoo", "/api/..%2Fmetrics", "/api/v1/../../metrics")
+            path: _status(f"{web}{path}") for path in ("/api/..%2Fmetrics", "/api/v1/../../metrics")
         }
-        websocket = _status(f"{web}/api/v1/ws?access_token=secret-token")
+        websocket = httpx.get(f"{web}/api/v1/ws?access_token=secret-token", timeout=5)
 
-    for path, answer in answers.items():
-        assert (answer.status_code, answer.text) == (200, path), path
-    assert refused == {
-        "/metrics": 404,
-        "/": 404,
-        "/apifoo": 404,
-        "/api/..%2Fmetrics": 400,
-        "/api/v1/../../metrics": 404,
-    }
-    assert "/metrics" not in backend.paths
-    assert websocket == 200
+    for path in to_gateway:
+        assert (answers[path].status_code, answers[path].text) == (200, f"gateway {path}"), path
+    for path in to_web:
+        assert (answers[path].status_code, answers[path].text) == (200, f"web {path}"), path
+    # An encoded slash is refused at the edge; a climbing path is resolved there, and then
+    # it is the web app's.
+    assert refused == {"/api/..%2Fmetrics": 400, "/api/v1/../../metrics": 200}
+    assert "/metrics" not in backends["gateway"].paths
+    assert websocket.text == "gateway /api/v1/ws?access_token=secret-token"
     access_log = log.read_text()
     assert "/api/v1/tasks" in access_log
+    assert "/tasks/abc" in access_log
     assert "secret-token" not in access_log
 
 

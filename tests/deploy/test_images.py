@@ -6,6 +6,10 @@ commands, `uv sync --frozen` of only the component's packages, ports and environ
 the code's defaults. The integration test then runs each builder stage's instructions (its
 COPYs from the build context as .dockerignore leaves it, and its RUNs) in a temporary
 directory, and imports the component from the virtualenv they produce: the recipe works.
+
+The web app's image (web/Dockerfile) is checked apart: a pinned Node.js builds it from the
+committed lock, a pinned unprivileged nginx serves it with web/nginx.conf
+(tests/deploy/test_web_serving.py runs that file).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import pytest
 import yaml
 from pydantic_settings import BaseSettings
 from taskmesh_localrun.options import SERVICES
+from taskmesh_localrun.webapp import SECURITY_HEADERS
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "compose" / "compose.yaml"
@@ -507,6 +512,7 @@ def test_the_context_keeps_out_local_state_generated_code_and_secrets() -> None:
         "services/tasks/tests/test_x.py",
         "libs/chassis/src/taskmesh_chassis/__pycache__/x.cpython-311.pyc",
         "web/node_modules/x/index.js",
+        "web/dist/index.html",
     ):
         assert is_ignored(path, patterns), path
 
@@ -571,6 +577,148 @@ def test_compose_builds_and_runs_each_image_as_its_dockerfile_says(component: st
     assert service["image"] == f"${{REGISTRY:-ghcr.io/taskmesh}}/{component}:${{TAG:-dev}}"
     assert service["user"] == RUNTIME_USER
     assert service["healthcheck"]["test"] == ["CMD", *image_healthcheck(component)]
+
+
+# --- The web image ---------------------------------------------------------------------------
+
+WEB_DOCKERFILE = ROOT / "web" / "Dockerfile"
+NGINX_CONFIG = ROOT / "web" / "nginx.conf"
+NODE_IMAGE = re.compile(r"^node:(\d+)\.(\d+)\.\d+-alpine\d+\.\d+$")
+NGINX_IMAGE = re.compile(r"^nginxinc/nginx-unprivileged:\d+\.\d+\.\d+-alpine\d+\.\d+$")
+WEB_USER = "101:101"
+"""The nginx-unprivileged image's user."""
+WEB_PORT = 8080
+WEB_HEALTHCHECK = ["wget", "-q", "--spider", f"http://127.0.0.1:{WEB_PORT}/"]
+
+
+@cache
+def web_dockerfile() -> Dockerfile:
+    """web/Dockerfile, parsed."""
+    return parse_dockerfile(WEB_DOCKERFILE.read_text())
+
+
+def test_the_web_image_pins_node_to_build_and_an_unprivileged_nginx_to_serve() -> None:
+    parsed = web_dockerfile()
+    builder, runtime = parsed.stages
+
+    assert parsed.directives == [SYNTAX_DIRECTIVE]
+    assert (builder.name, runtime.name) == ("builder", "runtime")
+    node = NODE_IMAGE.match(builder.base)
+    assert node, builder.base
+    assert NGINX_IMAGE.match(runtime.base), runtime.base
+    engines = json.loads((ROOT / "web" / "package.json").read_text())["engines"]["node"]
+    minimum = re.fullmatch(r">=(\d+)\.(\d+)", engines)
+    assert minimum, engines
+    assert (int(node.group(1)), int(node.group(2))) >= (
+        int(minimum.group(1)),
+        int(minimum.group(2)),
+    )
+
+
+def test_the_web_build_installs_the_committed_lock_before_copying_the_sources() -> None:
+    builder = web_dockerfile().stage("builder")
+
+    steps = [(item.keyword, item.arguments) for item in builder.instructions]
+    assert steps == [
+        ("WORKDIR", "/web"),
+        ("COPY", "web/package.json web/package-lock.json ./"),
+        ("RUN", "npm ci --no-audit --no-fund"),
+        ("COPY", "web/ ./"),
+        ("RUN", "npm run build"),
+    ]
+    assert builder.of("RUN")[0].flag("mount") == "type=cache,target=/root/.npm"
+
+
+def test_the_web_runtime_is_nginx_with_the_build_as_a_numeric_non_root_user() -> None:
+    runtime = web_dockerfile().stage("runtime")
+
+    assert runtime.of("RUN") == []
+    copies = {tuple(copy.arguments.split()): copy.flag("from") for copy in runtime.of("COPY")}
+    assert copies == {
+        ("web/nginx.conf", "/etc/nginx/nginx.conf"): None,
+        ("/web/dist", "/usr/share/nginx/html"): "builder",
+    }
+    assert runtime.one("USER").arguments == WEB_USER
+    # nginx is PID 1 (no entrypoint script writing to the read-only root); SIGQUIT lets the
+    # requests in flight finish.
+    assert runtime.one("ENTRYPOINT").exec_form() == []
+    assert runtime.one("CMD").exec_form() == ["nginx"]
+    assert runtime.one("STOPSIGNAL").arguments == "SIGQUIT"
+    assert [int(port) for port in runtime.one("EXPOSE").arguments.split()] == [WEB_PORT]
+    healthcheck = runtime.one("HEALTHCHECK")
+    assert json.loads(healthcheck.arguments.removeprefix("CMD ")) == WEB_HEALTHCHECK
+    for option in ("interval", "timeout", "start-period", "retries"):
+        assert healthcheck.flag(option), option
+
+
+def test_no_secret_and_no_remote_file_goes_into_the_web_image() -> None:
+    text = WEB_DOCKERFILE.read_text()
+
+    assert not re.search(r"^\s*ADD\s", text, re.MULTILINE | re.IGNORECASE)
+    for stage in web_dockerfile().stages:
+        assert not [name for name in stage.env() if SECRET_NAME.search(name)]
+        assert stage.of("ARG") == []
+        for run in stage.of("RUN"):
+            assert "type=secret" not in (run.flag("mount") or "")
+            assert not re.search(r"https?://", run.arguments), run.arguments
+
+
+def test_everything_the_web_dockerfile_copies_is_in_the_context() -> None:
+    files = context_files()
+
+    for stage in web_dockerfile().stages:
+        for copy in stage.of("COPY"):
+            if copy.flag("from") is not None:
+                continue
+            for source in copy.arguments.split()[:-1]:
+                if source.endswith("/"):
+                    assert any(path.startswith(source) for path in files), source
+                else:
+                    assert source in files, source
+    assert not [path for path in files if path.startswith(("web/node_modules/", "web/dist/"))]
+
+
+def nginx_directives(name: str) -> list[str]:
+    """The values of every `name ...;` directive of web/nginx.conf (quoted `;` included)."""
+    text = NGINX_CONFIG.read_text()
+    pattern = rf'^\s*{name}\s+((?:"[^"]*"|[^;"])+);'
+    return [value.strip() for value in re.findall(pattern, text, re.M)]
+
+
+def test_nginx_listens_where_the_image_says_and_writes_only_under_tmp() -> None:
+    assert nginx_directives("listen") == [str(WEB_PORT)]
+    assert nginx_directives("root") == ["/usr/share/nginx/html"]
+    assert nginx_directives("daemon") == ["off"]
+    assert nginx_directives("user") == [], "the image's user runs nginx, not a directive"
+    written = ["pid", *(f"{kind}_temp_path" for kind in ("client_body", "proxy", "fastcgi"))]
+    written += ["uwsgi_temp_path", "scgi_temp_path"]
+    for directive in written:
+        (value,) = nginx_directives(directive)
+        assert value.startswith("/tmp/"), directive
+
+
+def test_nginx_sends_the_security_headers_of_the_local_server_on_every_answer() -> None:
+    headers = {}
+    for value in nginx_directives("add_header"):
+        match = re.fullmatch(r'([\w-]+)\s+("[^"]*"|\S+)(\s+always)?', value)
+        assert match, value
+        name, header_value, always = match.groups()
+        if name != "Cache-Control":
+            assert always, f"{name}: also on errors"
+            headers[name] = header_value.strip('"')
+
+    assert headers == SECURITY_HEADERS
+
+
+def test_compose_builds_and_runs_the_web_image_as_its_dockerfile_says() -> None:
+    service = yaml.safe_load(COMPOSE_FILE.read_text())["services"]["web"]
+
+    assert service["build"] == {"context": "..", "dockerfile": "web/Dockerfile"}
+    assert service["image"] == "${REGISTRY:-ghcr.io/taskmesh}/web:${TAG:-dev}"
+    assert service["user"] == WEB_USER
+    assert service["healthcheck"]["test"] == ["CMD", *WEB_HEALTHCHECK]
+    port = service["labels"]["traefik.http.services.web.loadBalancer.server.port"]
+    assert int(port) == WEB_PORT
 
 
 # --- The build recipe, run without Docker -----------------------------------------------------

@@ -12,8 +12,11 @@ kinds are used, so nothing is left unvalidated). The rendered objects are then r
   with compose/compose.yaml; the dev overlay's environment is accepted by each settings class
   as it stands (ENVIRONMENT=production refuses placeholder secrets);
 - a small NetworkPolicy evaluator answers who can open a connection to whom: the gateway to
-  every service port it calls, Traefik to the gateway only, Prometheus to the metrics ports
-  only, each component to exactly its own data stores, nothing else to anything.
+  every service port it calls, Traefik to the gateway and the web app only, Prometheus to the
+  metrics ports only, each component to exactly its own data stores, the web app to nothing,
+  nothing else to anything;
+- the Ingress sends the API's paths to the gateway and every other path to the web app, whose
+  Deployment runs the image, user and port compose runs.
 """
 
 from __future__ import annotations
@@ -50,6 +53,12 @@ runs, and the newest kubernetes-validate ships."""
 
 NAMESPACE = "taskmesh"
 DEPLOYABLES = ("gateway", *SERVICES)
+"""The Python components (`app.kubernetes.io/component: backend`)."""
+WEB = "web"
+"""The web app: nginx over its static build (`app.kubernetes.io/component: frontend`)."""
+WEB_PORT = 8080
+GATEWAY_PATHS = {"/api", "/.well-known", "/docs", "/healthz", "/readyz"}
+"""What the Ingress sends to the gateway: never /metrics."""
 IMAGE_REPOSITORY = "ghcr.io/taskmesh"
 RUNTIME_UID = 10001
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "Job")
@@ -706,7 +715,8 @@ def test_grpc_targets_name_each_service_on_its_port(rendered: Rendered) -> None:
 
 def test_images_are_the_components_with_one_pinned_tag(rendered: Rendered) -> None:
     tags = set()
-    for name, deployment in rendered.backend().items():
+    deployments = {**rendered.backend(), WEB: rendered.named("Deployment", WEB)}
+    for name, deployment in deployments.items():
         for container in all_containers(deployment):
             repository, _, tag = container["image"].rpartition(":")
             assert repository == f"{IMAGE_REPOSITORY}/{name}", container["image"]
@@ -827,7 +837,9 @@ def test_dev_secret_values_say_they_are_dev_only() -> None:
             )
 
 
-def test_ingress_sends_only_public_paths_to_the_gateway(rendered: Rendered) -> None:
+def test_ingress_sends_the_api_paths_to_the_gateway_and_the_rest_to_the_web_app(
+    rendered: Rendered,
+) -> None:
     (ingress,) = rendered.of_kind("Ingress")
     spec = ingress["spec"]
     assert spec["ingressClassName"] == "traefik"
@@ -835,15 +847,57 @@ def test_ingress_sends_only_public_paths_to_the_gateway(rendered: Rendered) -> N
     assert tls["secretName"] == "taskmesh-tls"
     (rule,) = spec["rules"]
     assert tls["hosts"] == [rule["host"]]
-    paths = {p["path"] for p in rule["http"]["paths"]}
-    assert paths == {"/api", "/.well-known", "/docs", "/healthz", "/readyz"}, "never / or /metrics"
-    for path in rule["http"]["paths"]:
-        assert path["backend"]["service"] == {"name": "gateway", "port": {"name": "http"}}
+    backends = {p["path"]: p["backend"]["service"] for p in rule["http"]["paths"]}
+    assert set(backends) == {*GATEWAY_PATHS, "/"}, "never /metrics"
+    for path in GATEWAY_PATHS:
+        assert backends[path] == {"name": "gateway", "port": {"name": "http"}}, path
+    # Ingress paths match by the longest prefix: `/` gets what the gateway's do not.
+    assert backends["/"] == {"name": WEB, "port": {"name": "http"}}
+    (root,) = [p for p in rule["http"]["paths"] if p["path"] == "/"]
+    assert root["pathType"] == "Prefix"
     environment = container_environment(
         rendered, main_container(rendered.backend()["notifications"])
     )
     public_url = urlsplit(plain(environment, "PUBLIC_BASE_URL") or "")
     assert (public_url.scheme, public_url.hostname) == ("https", rule["host"])
+
+
+def test_the_web_app_runs_as_compose_runs_it_on_a_read_only_root(rendered: Rendered) -> None:
+    deployment = rendered.named("Deployment", WEB)
+    container = main_container(deployment)
+    spec = pod_spec(deployment)
+    compose_web = compose_services()[WEB]
+
+    repository = container["image"].rpartition(":")[0]
+    assert repository == compose_default(compose_web["image"]).rpartition(":")[0]
+    uid, gid = (int(part) for part in compose_web["user"].split(":"))
+    assert (spec["securityContext"]["runAsUser"], spec["securityContext"]["runAsGroup"]) == (
+        uid,
+        gid,
+    )
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    assert "emptyDir" in volumes[mounts["/tmp"]], "nginx writes its pid and buffers to /tmp"
+    assert [(p["name"], p["containerPort"]) for p in container["ports"]] == [("http", WEB_PORT)]
+    compose_port = compose_web["labels"]["traefik.http.services.web.loadBalancer.server.port"]
+    assert int(compose_port) == WEB_PORT
+    (port,) = rendered.named("Service", WEB)["spec"]["ports"]
+    assert (port["port"], port["targetPort"]) == (WEB_PORT, "http")
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/", "port": "http"}, probe
+    assert "env" not in container
+    assert "envFrom" not in container
+
+
+def test_the_web_app_runs_one_replica_in_dev_and_two_in_prod(rendered: Rendered) -> None:
+    deployment = rendered.named("Deployment", WEB)
+    strategy = deployment["spec"]["strategy"]
+
+    assert deployment["spec"]["replicas"] == (1 if rendered.overlay == "dev" else 2)
+    assert strategy["rollingUpdate"]["maxUnavailable"] in (0, "0%")
+    pre_stop_s = main_container(deployment)["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert pod_spec(deployment)["terminationGracePeriodSeconds"] > pre_stop_s
 
 
 # --- NetworkPolicies ------------------------------------------------------------------------
@@ -893,6 +947,20 @@ def test_only_prometheus_reaches_the_metrics_ports(rendered: Rendered) -> None:
     everyone = pods(rendered)
     for service in SERVICES:
         assert who_reaches(rendered, everyone[service], metrics_port(service)) == {"prometheus"}
+
+
+def test_only_traefik_reaches_the_web_app_which_reaches_nothing(rendered: Rendered) -> None:
+    everyone = pods(rendered)
+    web = everyone[WEB]
+
+    assert who_reaches(rendered, web, WEB_PORT) == {"traefik"}
+    for target in everyone.values():
+        if target is not web:
+            ports = {*target.named_ports.values(), *DATASTORE_PORTS.values()}
+            for port in ports:
+                assert not allowed(rendered, web, target, port), f"web → {target.name}:{port}"
+    for port in (80, 443, *SMTP_PORTS):
+        assert not allowed(rendered, web, INTERNET_HOST, port), port
 
 
 def test_only_traefik_and_prometheus_reach_the_gateway(rendered: Rendered) -> None:

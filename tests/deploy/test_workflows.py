@@ -4,13 +4,16 @@ No runner is involved: each file under `.github/workflows/` is validated against
 workflow schema (`check-jsonschema --builtin-schema vendor.github-workflows`), then parsed to
 check what the schema can't: read-only default permissions, write scopes only in jobs that run
 for a version tag, third-party actions pinned to full commit SHAs, registry pushes and logins
-only under a tag condition, an image built for every deployable from its own Dockerfile, the
-test job's Redis and RabbitMQ where the code looks for them and at the releases compose
-deploys, timeouts, and no untrusted event data expanded inside a shell script.
+only under a tag condition, an image built for every deployable from its own Dockerfile (the
+web app's too), the test job's Redis and RabbitMQ where the code looks for them and at the
+releases compose deploys, Node.js for the web app where `make lint` and `make test` need it,
+a Chromium for the browser tests, timeouts, and no untrusted event data expanded inside a
+shell script.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -32,15 +35,22 @@ WORKFLOWS = sorted([*WORKFLOWS_DIR.glob("*.yml"), *WORKFLOWS_DIR.glob("*.yaml")]
 CI_SCRIPT = ROOT / ".ci" / "run"
 COMPOSE_FILE = ROOT / "compose" / "compose.yaml"
 
-DEPLOYABLES = ("gateway", *SERVICES)
-COMPONENT_DIRS = {"gateway": "gateway", **{name: f"services/{name}" for name in SERVICES}}
+DEPLOYABLES = ("gateway", *SERVICES, "web")
+COMPONENT_DIRS = {
+    "gateway": "gateway",
+    **{name: f"services/{name}" for name in SERVICES},
+    "web": "web",
+}
 """Where each deployable's Dockerfile lives (built from the repository root)."""
+WEB_DOCKERFILE = ROOT / "web" / "Dockerfile"
+WEB_PACKAGE = ROOT / "web" / "package.json"
 
 BUILD_PUSH_ACTION = "docker/build-push-action"
 LOGIN_ACTION = "docker/login-action"
 CHECKOUT_ACTION = "actions/checkout"
 SETUP_PYTHON_ACTION = "actions/setup-python"
 CACHE_ACTION = "actions/cache"
+SETUP_NODE_ACTION = "actions/setup-node"
 
 TAG_CONDITION = "startsWith(github.ref, 'refs/tags/v')"
 """The expression a job or step must test before it may write to a registry."""
@@ -385,13 +395,44 @@ def test_the_test_job_installs_a_pinned_kubectl_for_the_k8s_checks() -> None:
     assert "sha256sum --check" in scripts
 
 
+def test_the_jobs_that_run_npm_set_up_the_node_release_the_web_image_builds_with() -> None:
+    workflow = load_workflow(WORKFLOWS_DIR / "ci.yml")
+    builder = re.search(r"^FROM node:(\d+)\.", WEB_DOCKERFILE.read_text(), re.M)
+    assert builder, "web/Dockerfile builds on a node image"
+    engines = json.loads(WEB_PACKAGE.read_text())["engines"]["node"]
+    setups = steps_using(SETUP_NODE_ACTION)
+
+    # `make lint` runs tsc and eslint, `make test` builds the app and runs Vitest.
+    assert {step.job_id for step in setups} == {"lint", "test"}
+    for step in setups:
+        version = resolve_env(step.inputs["node-version"], workflow.get("env", {}))
+        assert version == builder.group(1), step.where
+        assert engines.startswith(f">={version}."), f"{step.where}: engines {engines}"
+        assert step.inputs["cache"] == "npm", step.where
+        assert step.inputs["cache-dependency-path"] == "web/package-lock.json", step.where
+        runs = [str(job_step.get("run", "")) for job_step in step.job["steps"]]
+        first_make = next(index for index, run in enumerate(runs) if "make " in run)
+        assert step.job["steps"].index(step.step) < first_make, f"{step.where}: after make"
+
+
+def test_the_test_job_gives_the_browser_tests_the_runners_chrome() -> None:
+    test_job = jobs(load_workflow(WORKFLOWS_DIR / "ci.yml"))["test"]
+
+    # Ubuntu's chromium package is a snap a runner cannot start; the image has Chrome.
+    assert test_job["env"]["CHROMIUM_PATH"] == "/usr/bin/google-chrome"
+
+
 # --- Images ----------------------------------------------------------------------------------
 
 
 def test_every_deployable_has_a_dockerfile_where_the_workflow_builds_it() -> None:
     present = {
         path.parent.relative_to(ROOT).as_posix()
-        for path in [ROOT / "gateway" / "Dockerfile", *ROOT.glob("services/*/Dockerfile")]
+        for path in [
+            ROOT / "gateway" / "Dockerfile",
+            *ROOT.glob("services/*/Dockerfile"),
+            WEB_DOCKERFILE,
+        ]
         if path.is_file()
     }
     assert present == set(COMPONENT_DIRS.values())
