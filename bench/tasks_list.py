@@ -97,11 +97,17 @@ def fake_task(owner_id: str, index: int, now: datetime) -> dict[str, Any]:
     return task_document(task)
 
 
-async def load(database: Any, owners: Callable[[int], str], count: int) -> float:
-    """Insert `count` tasks (owner of the i-th: owners(i)); return the seconds it took."""
+async def load(
+    database: Any, owners: Callable[[int], str], count: int, *, rebuild_indexes: bool = True
+) -> float:
+    """Insert `count` tasks (owner of the i-th: owners(i)); return the seconds it took.
+
+    A large load drops the indexes and builds them again afterwards (faster), unless
+    `rebuild_indexes` is False.
+    """
     started = time.perf_counter()
     collection = database[TASKS]
-    rebuild = count >= REBUILD_INDEXES_FROM
+    rebuild = rebuild_indexes and count >= REBUILD_INDEXES_FROM
     if rebuild:
         await collection.drop_indexes()
     now = datetime.now(UTC)
