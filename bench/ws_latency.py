@@ -19,7 +19,6 @@ a write whose message does not come within 10 s is counted as missing. Asserts n
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import queue
@@ -35,16 +34,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aio_pika
 import httpx
-from taskmesh_chassis.events import EventSettings
-from taskmesh_chassis.events.topology import delete_service_queues
+from taskmesh_localrun.testing import delete_event_topology
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 TASKS = "/api/v1/tasks"
 PASSWORD = "correct horse battery"
-SERVICES = ("auth", "users", "tasks", "notifications", "analytics")
 MESSAGE_TIMEOUT_S = 10.0
 READY_TIMEOUT_S = 120.0
 
@@ -76,7 +72,7 @@ class Suite:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        asyncio.run(delete_event_topology(self.exchange))
+        delete_event_topology(self.exchange)
 
 
 def start_suite(data_dir: Path) -> Suite:
@@ -109,7 +105,7 @@ def start_suite(data_dir: Path) -> Suite:
     while time.monotonic() < deadline:
         if process.poll() is not None:
             tail = output.read_text(errors="replace")[-3000:]
-            asyncio.run(delete_event_topology(exchange))
+            delete_event_topology(exchange)
             raise SystemExit(f"runner exited with {process.returncode}:\n{tail}")
         try:
             state = suite.state
@@ -121,20 +117,6 @@ def start_suite(data_dir: Path) -> Suite:
         time.sleep(0.5)
     suite.stop()
     raise SystemExit(f"suite not ready within {READY_TIMEOUT_S:g} s")
-
-
-async def delete_event_topology(exchange: str) -> None:
-    """Delete the run's own exchange and every service's queues on it (as tests/e2e do)."""
-    settings = EventSettings(events_exchange=exchange)
-    amqp_url = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-    connection = await aio_pika.connect(amqp_url)
-    async with connection:
-        channel = await connection.channel()
-        for service in SERVICES:
-            await delete_service_queues(
-                channel, settings.event_topology, service, settings.retry_policy
-            )
-        await channel.exchange_delete(exchange)
 
 
 class Listener(threading.Thread):

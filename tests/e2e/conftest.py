@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 from collections.abc import Callable, Iterator
 
-import aio_pika
 import pytest
-from taskmesh_chassis.events import EventSettings
-from taskmesh_chassis.events.topology import delete_service_queues
-from taskmesh_localrun.options import SERVICES
-from taskmesh_localrun.preflight import DEFAULT_AMQP_URL
-from taskmesh_localrun.testing import LocalRun
+from taskmesh_localrun.testing import LocalRun, delete_event_topology
 
 StartSuite = Callable[..., LocalRun]
 
@@ -71,26 +65,3 @@ def suite(start_suite: StartSuite) -> Iterator[LocalRun]:
     run.kill_survivors()
     assert returncode == 0, run.output()
     assert survivors == []
-
-
-def delete_event_topology(exchange: str) -> None:
-    """Delete a suite's own events exchange and every service's queues on it.
-
-    Once the suite has stopped. Queue names and retry delays are those the suite's services
-    derived from the same environment, and the broker the one the runner checked; deleting
-    what does not exist is no error.
-    """
-    settings = EventSettings(events_exchange=exchange)
-    amqp_url = os.environ.get("AMQP_URL") or DEFAULT_AMQP_URL
-
-    async def delete() -> None:
-        connection = await aio_pika.connect(amqp_url)
-        async with connection:
-            channel = await connection.channel()
-            for service in SERVICES:
-                await delete_service_queues(
-                    channel, settings.event_topology, service, settings.retry_policy
-                )
-            await channel.exchange_delete(exchange)
-
-    asyncio.run(delete())

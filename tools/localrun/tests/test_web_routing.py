@@ -8,7 +8,6 @@ and at deep links through Traefik while `/api/v1/...` still reaches the gateway.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 import subprocess
@@ -19,17 +18,12 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import aio_pika
 import httpx
 import pytest
-from taskmesh_chassis.events import EventSettings
-from taskmesh_chassis.events.topology import delete_service_queues
 from taskmesh_chassis.testing import find_free_port
 from taskmesh_localrun import traefik
-from taskmesh_localrun.options import SERVICES
 from taskmesh_localrun.plan import Tools
-from taskmesh_localrun.preflight import DEFAULT_AMQP_URL
-from taskmesh_localrun.testing import LocalRun, eventually
+from taskmesh_localrun.testing import LocalRun, delete_event_topology, eventually
 
 INDEX_HTML = '<!doctype html><div id="root"></div><script type="module" src="/assets/app-9f8e.js">'
 GATEWAY_PATHS = [
@@ -198,20 +192,7 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRun]:
         try:
             run.close()
         finally:
-            asyncio.run(_delete_event_topology(exchange))
-
-
-async def _delete_event_topology(exchange: str) -> None:
-    """The run's own exchange and every service's queues on it, once it has stopped."""
-    settings = EventSettings(events_exchange=exchange)
-    connection = await aio_pika.connect(os.environ.get("AMQP_URL") or DEFAULT_AMQP_URL)
-    async with connection:
-        channel = await connection.channel()
-        for service in SERVICES:
-            await delete_service_queues(
-                channel, settings.event_topology, service, settings.retry_policy
-            )
-        await channel.exchange_delete(exchange)
+            delete_event_topology(exchange)
 
 
 @pytest.mark.e2e

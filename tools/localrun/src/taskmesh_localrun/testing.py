@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -16,7 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import httpx
+from taskmesh_chassis.events import EventSettings
+from taskmesh_chassis.events.topology import delete_service_queues
+
+from taskmesh_localrun.options import SERVICES
+from taskmesh_localrun.preflight import DEFAULT_AMQP_URL
 
 READY_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 40.0
@@ -46,6 +53,29 @@ def register_user(client: httpx.Client, name: str = "Ada") -> ApiUser:
         raise LocalRunError(f"register answered {response.status_code}: {response.text}")
     body = response.json()
     return ApiUser(body["user"]["id"], body["access_token"])
+
+
+def delete_event_topology(exchange: str) -> None:
+    """Delete a stopped suite's own events exchange and every service's queues on it.
+
+    Queue names and retry delays are those the suite's services derived from the same
+    environment, and the broker the one the runner checked (`AMQP_URL`); deleting what does
+    not exist is no error.
+    """
+    settings = EventSettings(events_exchange=exchange)
+    amqp_url = os.environ.get("AMQP_URL") or DEFAULT_AMQP_URL
+
+    async def delete() -> None:
+        connection = await aio_pika.connect(amqp_url)
+        async with connection:
+            channel = await connection.channel()
+            for service in SERVICES:
+                await delete_service_queues(
+                    channel, settings.event_topology, service, settings.retry_policy
+                )
+            await channel.exchange_delete(exchange)
+
+    asyncio.run(delete())
 
 
 class LocalRunError(Exception):

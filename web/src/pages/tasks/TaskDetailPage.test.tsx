@@ -1,9 +1,9 @@
 import { screen, waitFor } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 
-import type { Attachment, Profile, Task } from "../../api/types";
+import type { Attachment, Task } from "../../api/types";
 import { TaskDetailPage } from "./TaskDetailPage";
-import { fakeApi, json, makeTask, problem, renderPage, type FakeApi } from "./testing";
+import { fakeApi, json, makeProfile, makeTask, problem, renderPage, type FakeApi } from "./testing";
 
 const ME = "user-me";
 const TASK_ID = "64b000000000000000000001";
@@ -18,18 +18,7 @@ vi.mock("../../session/SessionProvider", async (importOriginal) => ({
   }),
 }));
 
-const PROFILE: Profile = {
-  id: ME,
-  email: "me@example.com",
-  name: "Mia",
-  bio: "",
-  timezone: "America/New_York",
-  email_notifications: true,
-  role: "user",
-  active: true,
-  created_at: "2026-01-01T00:00:00.000Z",
-  updated_at: "2026-01-01T00:00:00.000Z",
-};
+const PROFILE = makeProfile({ id: ME, name: "Mia", timezone: "America/New_York" });
 
 const PLAN: Attachment = {
   id: "att-1",

@@ -1,9 +1,9 @@
 import { screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 
-import type { Profile, Task } from "../../api/types";
+import type { Task } from "../../api/types";
 import { TasksPage } from "./TasksPage";
-import { fakeApi, json, makeTask, renderPage, type FakeApi } from "./testing";
+import { fakeApi, json, makeProfile, makeTask, renderPage, type FakeApi } from "./testing";
 
 const ME = "user-me";
 
@@ -15,18 +15,7 @@ vi.mock("../../session/SessionProvider", async (importOriginal) => ({
   }),
 }));
 
-const PROFILE: Profile = {
-  id: ME,
-  email: "me@example.com",
-  name: "Me",
-  bio: "",
-  timezone: "Europe/Berlin",
-  email_notifications: true,
-  role: "user",
-  active: true,
-  created_at: "2026-01-01T00:00:00.000Z",
-  updated_at: "2026-01-01T00:00:00.000Z",
-};
+const PROFILE = makeProfile({ id: ME, name: "Me", timezone: "Europe/Berlin" });
 
 afterEach(() => {
   vi.unstubAllGlobals();
