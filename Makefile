@@ -19,7 +19,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON_BOOT)
 
 .PHONY: help setup proto admin events-dlq run $(addprefix run-,$(SERVICES) gateway) test test-unit test-e2e lint format lock clean
-.PHONY: node web web-api chromium screenshots
+.PHONY: node web web-api chromium nginx screenshots
 .PHONY: k8s-render k8s-apply
 .PHONY: compose-secrets compose-up compose-down images
 
@@ -95,6 +95,19 @@ chromium:
 		fi; \
 	fi
 
+# tests/deploy/test_web_serving.py runs the web image's nginx.conf with a local nginx; as root
+# on Debian it is installed when missing (nginx-light where the release still has it).
+nginx:
+	@if ! command -v nginx >/dev/null 2>&1 && ! test -x /usr/sbin/nginx; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			apt-get update && { apt-get install -y --no-install-recommends nginx-light \
+				|| apt-get install -y --no-install-recommends nginx; }; \
+		else \
+			echo "The web image's nginx.conf is tested with a local nginx: install it (sudo apt-get install nginx-light)" >&2; \
+			exit 1; \
+		fi; \
+	fi
+
 screenshots: setup web chromium ## run the browser tests, saving the screenshots to docs/screenshots/
 	SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(PY) -m pytest tests/web/test_browser.py
 
@@ -114,7 +127,7 @@ $(addprefix run-,$(SERVICES) gateway): run-%: setup ## run-<service>: run one se
 	$(PY) -m taskmesh_localrun --only $*
 
 # pytest runs last: its closing line is the verdict CI reads.
-test: setup web chromium ## unit, integration, end-to-end and browser tests (the web app's too)
+test: setup web chromium nginx ## unit, integration, end-to-end and browser tests (the web app's too)
 	$(NPM) test
 	$(PY) -m pytest
 

@@ -96,7 +96,11 @@ def server(
     else:
         nginx = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
         if nginx is None:
-            pytest.skip("no nginx binary here (apt-get install nginx-light)")
+            pytest.fail(
+                "no nginx binary here: `make test` installs it as root, else "
+                "`sudo apt-get install nginx-light`",
+                pytrace=False,
+            )
         work = tmp_path / "nginx"
         work.mkdir()
         config = work / "nginx.conf"
