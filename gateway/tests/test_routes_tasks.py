@@ -345,6 +345,32 @@ async def test_read_task_carries_its_version_as_etag(client: httpx.AsyncClient) 
     assert response.json()["version"] == 7
 
 
+@pytest.mark.parametrize("if_none_match", ['"7"', 'W/"7"', '"5", "7"', "*"])
+async def test_read_task_is_304_without_a_body_when_the_clients_copy_is_current(
+    client: httpx.AsyncClient, if_none_match: str
+) -> None:
+    response = await client.get(
+        f"/api/v1/tasks/{TASK_ID}", headers={"If-None-Match": if_none_match}
+    )
+
+    assert response.status_code == 304
+    assert response.headers["etag"] == '"7"'
+    assert response.content == b""
+
+
+@pytest.mark.parametrize("if_none_match", ['"6"', 'W/"6", "8"', '"seven"'])
+async def test_read_task_answers_the_task_when_the_clients_copy_is_stale(
+    client: httpx.AsyncClient, if_none_match: str
+) -> None:
+    response = await client.get(
+        f"/api/v1/tasks/{TASK_ID}", headers={"If-None-Match": if_none_match}
+    )
+
+    assert response.status_code == 200
+    assert response.headers["etag"] == '"7"'
+    assert response.json()["version"] == 7
+
+
 async def test_read_task_not_found_is_a_404_problem(
     client: httpx.AsyncClient, tasks_service: FakeTasksService
 ) -> None:

@@ -177,6 +177,29 @@ def test_created_task_reads_back_with_its_version_as_etag(
     assert response.headers["etag"] == '"1"'
 
 
+def test_a_current_copy_is_304_and_a_stale_one_gets_the_new_version(
+    client: httpx.Client, owner: ApiUser, other: ApiUser
+) -> None:
+    location = client.post(TASKS, json={"title": "Cache me"}, headers=owner.auth).headers[
+        "location"
+    ]
+    current = {**owner.auth, "If-None-Match": '"1"'}
+
+    unchanged = client.get(location, headers=current)
+    client.patch(location, json={"title": "Changed"}, headers=owner.auth)
+    changed = client.get(location, headers=current)
+    hidden = client.get(location, headers={**other.auth, "If-None-Match": "*"})
+
+    assert (unchanged.status_code, unchanged.headers["etag"], unchanged.content) == (
+        304,
+        '"1"',
+        b"",
+    )
+    assert (changed.status_code, changed.headers["etag"]) == (200, '"2"')
+    assert changed.json()["title"] == "Changed"
+    assert_problem(hidden, 404)
+
+
 @pytest.mark.parametrize(
     "body",
     [

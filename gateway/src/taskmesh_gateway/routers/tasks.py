@@ -63,6 +63,11 @@ IfMatch = Annotated[
     Header(description='`"<version>"` from the ETag; the change is refused with 412 otherwise'),
 ]
 
+IfNoneMatch = Annotated[
+    str | None,
+    Header(description='ETags the client holds (`"<version>"`, or `*`): 304 when one is current'),
+]
+
 _ENTITY_TAG = re.compile(r'\s*"(\d{1,18})"\s*')
 _ETAG_HEADER = {"ETag": {"description": 'The task\'s version, `"<version>"`'}}
 _X_CACHE_HEADER = {"X-Cache": {"description": "`HIT` when served from the cache, else `MISS`"}}
@@ -105,6 +110,20 @@ def expected_version(if_match: str | None) -> int | None:
             detail='If-Match must be the task\'s ETag, "<version>"',
         )
     return int(match.group(1))
+
+
+def still_current(if_none_match: str | None, current: str) -> bool:
+    """Whether an If-None-Match header names the current ETag (RFC 9110 §13.1.2).
+
+    The comparison is weak (`W/"7"` matches `"7"`), a list matches when any member does,
+    and `*` matches any current representation.
+    """
+    if if_none_match is None:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    held = (tag.strip().removeprefix("W/") for tag in if_none_match.split(","))
+    return current in held
 
 
 def content_disposition(filename: str) -> str:
@@ -219,14 +238,29 @@ async def list_tasks(
 
 @router.get(
     "/{id}",
-    responses={status.HTTP_200_OK: {"headers": _ETAG_HEADER}, **problem_responses(401, 404)},
+    response_model=Task,
+    responses={
+        status.HTTP_200_OK: {"headers": _ETAG_HEADER},
+        status.HTTP_304_NOT_MODIFIED: {
+            "description": "The version named by If-None-Match is still current (no body)",
+            "headers": _ETAG_HEADER,
+        },
+        **problem_responses(401, 404),
+    },
 )
 async def read_task(
-    task_id: TaskId, caller: CurrentUser, clients: Clients, response: Response
-) -> Task:
-    """Return a task the caller may see."""
+    task_id: TaskId,
+    caller: CurrentUser,
+    clients: Clients,
+    response: Response,
+    if_none_match: IfNoneMatch = None,
+) -> Task | Response:
+    """Return a task the caller may see; 304 when the client's copy is current."""
     task = task_from_proto(await clients.tasks.GetTask(tasks_pb2.GetTaskRequest(task_id=task_id)))
-    response.headers["ETag"] = etag(task)
+    current = etag(task)
+    if still_current(if_none_match, current):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": current})
+    response.headers["ETag"] = current
     return task
 
 

@@ -360,7 +360,7 @@ export interface paths {
         };
         /**
          * Read Task
-         * @description Return a task the caller may see.
+         * @description Return a task the caller may see; 304 when the client's copy is current.
          */
         get: operations["read_task_api_v1_tasks__id__get"];
         /**
@@ -2533,7 +2533,10 @@ export interface operations {
     read_task_api_v1_tasks__id__get: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description ETags the client holds (`"<version>"`, or `*`): 304 when one is current */
+                "if-none-match"?: string | null;
+            };
             path: {
                 /** @description An opaque id */
                 id: string;
@@ -2552,6 +2555,15 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Task"];
                 };
+            };
+            /** @description The version named by If-None-Match is still current (no body) */
+            304: {
+                headers: {
+                    /** @description The task's version, `"<version>"` */
+                    ETag?: unknown;
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Missing, invalid, expired or revoked bearer token */
             401: {
