@@ -3,7 +3,8 @@ import { render, screen, waitFor } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { RouterProvider, createMemoryRouter } from "react-router";
 import { ApiError } from "../api/client";
-import type { Problem, Profile } from "../api/types";
+import type { Problem } from "../api/types";
+import { makeProfile } from "../test/fixtures";
 import {
   PASSWORD_CHANGED,
   SettingsPage,
@@ -29,18 +30,7 @@ vi.mock("../session/SessionProvider", () => ({
   useSession: () => ({ status: "authenticated", ...fakeSession, refreshUser: vi.fn() }),
 }));
 
-const profile: Profile = {
-  id: "u1",
-  email: "ada@example.com",
-  name: "Ada",
-  bio: "",
-  timezone: "UTC",
-  email_notifications: true,
-  role: "user",
-  active: true,
-  created_at: "2026-11-01T00:00:00Z",
-  updated_at: "2026-11-01T00:00:00Z",
-};
+const profile = makeProfile();
 
 function ok<T>(data: T, status = 200) {
   return { data, response: new Response(JSON.stringify(data), { status }) };

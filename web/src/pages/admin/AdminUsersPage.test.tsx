@@ -2,6 +2,7 @@ import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { render, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import type { Problem, Profile, ProfilePage } from "../../api/types";
+import { makeProfile } from "../../test/fixtures";
 import { AdminUsersPage } from "./AdminUsersPage";
 
 const fakeApi = vi.hoisted(() => ({ GET: vi.fn(), PATCH: vi.fn() }));
@@ -19,19 +20,7 @@ vi.mock("../../session/SessionProvider", () => ({
 }));
 
 function profile(id: string, name: string, overrides: Partial<Profile> = {}): Profile {
-  return {
-    id,
-    name,
-    email: `${id}@example.com`,
-    bio: "",
-    timezone: "UTC",
-    email_notifications: true,
-    role: "user",
-    active: true,
-    created_at: "2026-11-01T00:00:00Z",
-    updated_at: "2026-11-01T00:00:00Z",
-    ...overrides,
-  };
+  return makeProfile({ id, name, email: `${id}@example.com`, ...overrides });
 }
 
 function page(items: Profile[]) {

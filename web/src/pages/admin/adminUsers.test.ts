@@ -1,5 +1,6 @@
 import type { InfiniteData } from "@tanstack/react-query";
 import type { Profile, ProfilePage } from "../../api/types";
+import { makeProfile } from "../../test/fixtures";
 import { replaceProfile, userListParams } from "./adminUsers";
 
 describe("userListParams", () => {
@@ -21,18 +22,8 @@ describe("userListParams", () => {
 });
 
 describe("replaceProfile", () => {
-  const profile = (id: string, name: string): Profile => ({
-    id,
-    name,
-    email: `${name.toLowerCase()}@example.com`,
-    bio: "",
-    timezone: "UTC",
-    email_notifications: true,
-    role: "user",
-    active: true,
-    created_at: "2026-11-01T00:00:00Z",
-    updated_at: "2026-11-01T00:00:00Z",
-  });
+  const profile = (id: string, name: string): Profile =>
+    makeProfile({ id, name, email: `${name.toLowerCase()}@example.com` });
 
   it("swaps the updated profile in place, across pages, leaving the others", () => {
     const ada = profile("a", "Ada");

@@ -2,8 +2,9 @@ import { screen, waitFor } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 
 import type { Attachment, Task } from "../../api/types";
+import { makeProfile } from "../../test/fixtures";
 import { TaskDetailPage } from "./TaskDetailPage";
-import { fakeApi, json, makeProfile, makeTask, problem, renderPage, type FakeApi } from "./testing";
+import { fakeApi, json, makeTask, problem, renderPage, type FakeApi } from "./testing";
 
 const ME = "user-me";
 const TASK_ID = "64b000000000000000000001";
@@ -18,7 +19,7 @@ vi.mock("../../session/SessionProvider", async (importOriginal) => ({
   }),
 }));
 
-const PROFILE = makeProfile({ id: ME, name: "Mia", timezone: "America/New_York" });
+const PROFILE = makeProfile({ id: ME, email: "me@example.com", name: "Mia", timezone: "America/New_York" });
 
 const PLAN: Attachment = {
   id: "att-1",

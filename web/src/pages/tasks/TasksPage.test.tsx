@@ -2,8 +2,9 @@ import { screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 
 import type { Task } from "../../api/types";
+import { makeProfile } from "../../test/fixtures";
 import { TasksPage } from "./TasksPage";
-import { fakeApi, json, makeProfile, makeTask, renderPage, type FakeApi } from "./testing";
+import { fakeApi, json, makeTask, renderPage, type FakeApi } from "./testing";
 
 const ME = "user-me";
 
@@ -15,7 +16,7 @@ vi.mock("../../session/SessionProvider", async (importOriginal) => ({
   }),
 }));
 
-const PROFILE = makeProfile({ id: ME, name: "Me", timezone: "Europe/Berlin" });
+const PROFILE = makeProfile({ id: ME, email: "me@example.com", name: "Me", timezone: "Europe/Berlin" });
 
 afterEach(() => {
   vi.unstubAllGlobals();

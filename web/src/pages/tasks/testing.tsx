@@ -8,7 +8,7 @@ import type { ReactElement } from "react";
 import { createMemoryRouter, RouterProvider, type RouteObject } from "react-router";
 import { vi } from "vitest";
 
-import type { Profile, Task } from "../../api/types";
+import type { Task } from "../../api/types";
 
 type Handler = (request: Request, match: RegExpExecArray) => Response | Promise<Response>;
 
@@ -85,23 +85,6 @@ export function problem(
     status,
     headers: { "Content-Type": "application/problem+json" },
   });
-}
-
-/** The signed-in user's profile as GET /api/v1/users/me answers it. */
-export function makeProfile(overrides: Partial<Profile> = {}): Profile {
-  return {
-    id: "user-me",
-    email: "me@example.com",
-    name: "Me",
-    bio: "",
-    timezone: "UTC",
-    email_notifications: true,
-    role: "user",
-    active: true,
-    created_at: "2026-01-01T00:00:00.000Z",
-    updated_at: "2026-01-01T00:00:00.000Z",
-    ...overrides,
-  };
 }
 
 export function makeTask(overrides: Partial<Task> = {}): Task {
